@@ -1,0 +1,335 @@
+"""The backpropagation engine: reverse-mode differentiation over the recorded graph.
+
+It knows no particular operation: it sorts the graph, walks it from the output back to the
+inputs, and asks each node's op for its VJPs. Also the composable functional API (``grad``,
+``value_and_grad``, ``jacobian``, ``hessian``) and PyTorch's ``autograd.grad``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._mode import state
+from .ops import sum_to
+from .ops._core import Op, user_frame
+from .ops.shape import _sum_to_fwd
+from .tensor import Tensor
+
+
+class _Freed:
+    """Stands in for a node's op once backward has freed the graph behind it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors that need gradients, inputs before outputs (iterative: no recursion limit)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is not None:
+            for p in ctx[1]:
+                if isinstance(p, Tensor) and p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+    return order
+
+
+def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
+    if grad is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"backward: the output has shape {t.shape}; gradients can only be created "
+                "implicitly for a scalar output. Pass gradient= (same shape), or call "
+                ".sum() first"
+            )
+        g = np.ones_like(t.data)
+    else:
+        g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=t.data.dtype)
+        if g.shape != t.shape:
+            raise ValueError(f"backward: gradient has shape {g.shape}, output has shape {t.shape}")
+        if create_graph and isinstance(grad, Tensor):
+            return grad
+    return Tensor._make(g) if create_graph else g
+
+
+def _run_hooks(t: Tensor, g: Any, create_graph: bool) -> Any:
+    for hook in list(t._hooks or ()):
+        r = hook(g if create_graph else Tensor._make(g))
+        if r is not None:
+            g = r if create_graph else np.asarray(r.data if isinstance(r, Tensor) else r)
+    return g
+
+
+def _check_grad_finite(op: Any, t: Tensor, g: Any) -> None:
+    arr = g.data if isinstance(g, Tensor) else g
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        where = t._origin or "an operation recorded before detect_anomaly was on"
+        raise FloatingPointError(
+            f"detect_anomaly: the backward of {op.name} produced NaN/Inf; the op was created at "
+            f"{where}"
+        )
+
+
+def run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Any],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None = None,
+) -> list[Any] | None:
+    """Backpropagate from ``roots``. With ``inputs`` return their gradients, otherwise
+    accumulate into the ``.grad`` of every leaf."""
+    order = _toposort(roots)
+    grads: dict[int, Any] = {}
+    for r, g in zip(roots, root_grads, strict=True):
+        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+    wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
+    results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+    given: set[int] = set()  # arrays already handed to a leaf's .grad (never share one)
+    prev_mode = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._hooks:
+                g = _run_hooks(t, g, create_graph)
+            if wanted is not None and id(t) in wanted:
+                results[wanted[id(t)]] = g if create_graph else Tensor._make(g)
+            ctx = t._ctx
+            if ctx is None:
+                if wanted is None:
+                    _accumulate_leaf(t, g, create_graph, given)
+                continue
+            op, parents, kw = ctx
+            if isinstance(op, _Freed):
+                raise RuntimeError(
+                    f"backward through the graph a second time (at {op.name}): its intermediate "
+                    "results were freed; pass retain_graph=True to the first backward()"
+                )
+            if create_graph:
+                ans, args = t, parents
+            else:
+                ans = t.data
+                args = [p.data if isinstance(p, Tensor) else p for p in parents]
+            vjps = op.vjps
+            for i, p in enumerate(parents):
+                if not (isinstance(p, Tensor) and p.requires_grad):
+                    continue
+                gi = vjps[i](g, ans, *args, **kw)
+                if gi.shape != p.data.shape:
+                    gi = sum_to(gi, p.data.shape) if create_graph else _sum_to_fwd(gi, p.data.shape)
+                if state.anomaly:
+                    _check_grad_finite(op, t, gi)
+                k = id(p)
+                prev = grads.get(k)
+                grads[k] = gi if prev is None else prev + gi
+            if not retain_graph:
+                t._ctx = (_Freed(op.name), (), None)
+    finally:
+        state.grad_enabled = prev_mode
+    return results if inputs is not None else None
+
+
+def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> None:
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    if t.grad is None:
+        if id(g) in given or not (g.flags.owndata and g.flags.writeable):
+            g = np.array(g)
+        given.add(id(g))
+        t.grad = Tensor._make(g)
+    else:
+        t.grad.data = t.grad.data + g
+
+
+def backward(
+    tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """``tensor.backward()``: accumulate d tensor / d leaf into each leaf's ``.grad``."""
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no graph; create the inputs "
+            "with requires_grad=True (and don't compute it under no_grad)"
+        )
+    retain = create_graph if retain_graph is None else retain_graph
+    g = _initial_grad(tensor, gradient, create_graph)
+    run_backward([tensor], [g], retain_graph=retain, create_graph=create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """PyTorch's ``torch.autograd.grad``: gradients of ``outputs`` w.r.t. ``inputs``, returned
+    (not accumulated into ``.grad``)."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        gos = [grad_outputs] * len(outs)
+    else:
+        gos = list(grad_outputs)
+    for o in outs:
+        if not o.requires_grad:
+            raise RuntimeError("autograd.grad: an output does not require grad (no graph)")
+    for x in ins:
+        if not x.requires_grad:
+            raise RuntimeError("autograd.grad: an input does not require grad")
+    root_grads = [_initial_grad(o, go, create_graph) for o, go in zip(outs, gos, strict=True)]
+    retain = create_graph if retain_graph is None else retain_graph
+    res = run_backward(
+        outs, root_grads, retain_graph=retain, create_graph=create_graph, inputs=ins
+    )
+    assert res is not None
+    if not allow_unused and any(r is None for r in res):
+        raise RuntimeError(
+            "autograd.grad: an input was not used to compute the outputs; pass allow_unused=True"
+        )
+    return tuple(res)
+
+
+# -- the functional API (JAX style): transformations of functions that compose -------------
+
+
+def _argnums(argnums: int | Sequence[int]) -> tuple[tuple[int, ...], bool]:
+    if isinstance(argnums, int):
+        return (argnums,), True
+    return tuple(argnums), False
+
+
+def _prepare(args: tuple, nums: tuple[int, ...]) -> tuple[list, list[Tensor], bool]:
+    """Fresh differentiable handles for the arguments we differentiate with respect to.
+    If an argument is already in a graph (nested grad), the handle stays connected to it."""
+    args = list(args)
+    handles, nested = [], False
+    for i in nums:
+        if i >= len(args):
+            raise ValueError(f"argnums {i} is out of range for {len(args)} arguments")
+        a = args[i]
+        if isinstance(a, Tensor) and a.requires_grad:
+            nested = True
+            h = a.clone()  # a new node whose gradient we can ask for, still tied to `a`
+        else:
+            h = Tensor(a if not isinstance(a, Tensor) else a.data, dtype=_float_dtype(a))
+            h.requires_grad = True
+        args[i] = h
+        handles.append(h)
+    return args, handles, nested
+
+
+def _float_dtype(a: Any) -> Any:
+    arr = a.data if isinstance(a, Tensor) else np.asarray(a)
+    return arr.dtype if arr.dtype.kind == "f" else np.float32
+
+
+def value_and_grad(
+    fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., tuple[Any, Any]]:
+    """Return a function computing ``(fun(*args), d fun / d args[argnums])``; ``fun`` must
+    return a scalar tensor (or ``(scalar, aux)`` with ``has_aux``). Composes with itself."""
+    nums, single = _argnums(argnums)
+
+    def wrapped(*args: Any) -> tuple[Any, Any]:
+        prev = state.grad_enabled
+        state.grad_enabled = True
+        try:
+            targs, handles, nested = _prepare(args, nums)
+            out = fun(*targs)
+            value, aux = (out if has_aux else (out, None))
+            if not isinstance(value, Tensor) or value.data.size != 1:
+                raise TypeError(
+                    "grad: the function must return a scalar tensor (use jacobian for "
+                    "non-scalar outputs)"
+                )
+            if not value.requires_grad:
+                gs = tuple(Tensor(np.zeros_like(h.data)) for h in handles)
+            else:
+                gs = grad(value, handles, create_graph=nested, retain_graph=nested,
+                          allow_unused=True)
+                gs = tuple(
+                    Tensor(np.zeros_like(h.data)) if g is None else g
+                    for g, h in zip(gs, handles, strict=True)
+                )
+        finally:
+            state.grad_enabled = prev
+        g_out = gs[0] if single else gs
+        return ((value, aux), g_out) if has_aux else (value, g_out)
+
+    return wrapped
+
+
+def grad_fn(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
+            has_aux: bool = False) -> Callable[..., Any]:
+    """Return a function computing the gradient of scalar ``fun`` w.r.t. ``args[argnums]``.
+    ``grad(grad(f))`` gives second derivatives. (Exported as ``chainrule.grad``.)"""
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    def wrapped(*args: Any) -> Any:
+        (value, g) = vg(*args)
+        return (g, value[1]) if has_aux else g
+
+    return wrapped
+
+
+def jacobian(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Tensor]:
+    """Return a function computing d fun(x) / d x with shape ``out.shape + x.shape``
+    (one reverse pass per output element)."""
+
+    def wrapped(*args: Any) -> Tensor:
+        from .ops import reshape, stack
+
+        prev = state.grad_enabled
+        state.grad_enabled = True
+        try:
+            targs, (h,), nested = _prepare(args, (argnums,))
+            out = fun(*targs)
+            if not isinstance(out, Tensor):
+                raise TypeError("jacobian: the function must return a tensor")
+            flat = reshape(out, (-1,))
+            rows = []
+            for k in range(flat.shape[0]):
+                if not out.requires_grad:
+                    rows.append(Tensor(np.zeros_like(h.data)))
+                    continue
+                (gk,) = grad(flat[k], [h], retain_graph=True, create_graph=nested,
+                             allow_unused=True)
+                rows.append(Tensor(np.zeros_like(h.data)) if gk is None else gk)
+            jac = stack(rows, 0) if rows else Tensor(np.zeros((0,) + h.shape, h.data.dtype))
+            return reshape(jac, tuple(out.shape) + tuple(h.shape))
+        finally:
+            state.grad_enabled = prev
+
+    return wrapped
+
+
+def hessian(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Tensor]:
+    """Return a function computing the matrix of second derivatives of scalar ``fun``."""
+    return jacobian(grad_fn(fun, argnums), argnums)
+
+
+__all__ = ["backward", "grad", "grad_fn", "value_and_grad", "jacobian", "hessian", "Op",
+           "user_frame"]

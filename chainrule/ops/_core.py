@@ -1,0 +1,160 @@
+"""How a primitive is defined and applied: forward and VJPs registered together, once.
+
+A primitive is ``defop(name, forward, vjp_0, vjp_1, ...)``. ``forward`` maps arrays to an array;
+``vjp_i(g, ans, *args, **kw)`` maps the output's gradient ``g`` to the gradient of argument i.
+VJPs are written in NumPy: on arrays they run as plain NumPy (the fast path); on Tensors
+(``create_graph=True``) NumPy dispatches back to chainrule ops, so gradients of gradients come free.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._mode import state
+from ..tensor import Tensor
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Op:
+    """A primitive: its name (for errors and grad_fn), forward function and per-argument VJPs."""
+
+    __slots__ = ("name", "fwd", "vjps")
+
+    def __init__(self, name: str, fwd: Callable, vjps: Any) -> None:
+        self.name = name
+        self.fwd = fwd
+        self.vjps = vjps
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"
+
+
+class NaryVJP:
+    """VJP table for ops with any number of tensor arguments (cat, stack): ``f(i, g, ans, ...)``."""
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: Callable) -> None:
+        self.f = f
+
+    def __getitem__(self, i: int) -> Callable:
+        f = self.f
+        return lambda *a, **k: f(i, *a, **k)
+
+
+def user_frame() -> str:
+    """'file:line in function' of the innermost stack frame outside chainrule (for errors)."""
+    for fr in reversed(traceback.extract_stack()):
+        if not os.path.abspath(fr.filename).startswith(_PKG_DIR):
+            return f"{fr.filename}:{fr.lineno} in {fr.name}: {(fr.line or '').strip()}"
+    return "<unknown>"
+
+
+def _check_finite(op: Op, out: np.ndarray) -> None:
+    if out.dtype.kind in "fc" and not np.isfinite(out).all():
+        bad = "NaN" if np.isnan(out).any() else "Inf"
+        raise FloatingPointError(
+            f"detect_anomaly: {op.name} produced {bad} in the forward pass, at {user_frame()}"
+        )
+
+
+def _shape_error(op: Op, args: tuple, e: Exception) -> ValueError:
+    shapes = " and ".join(
+        str(tuple(np.shape(a.data if isinstance(a, Tensor) else a)))
+        for a in args
+        if isinstance(a, (Tensor, np.ndarray))
+    )
+    return ValueError(f"{op.name}: incompatible shapes {shapes} ({e})")
+
+
+def apply(op: Op, args: tuple, kw: dict) -> Tensor:
+    """Run ``op`` on the arrays inside ``args`` and, if any input requires grad and recording is
+    on, remember (op, args, kw) on the result so backward can call the op's VJPs."""
+    needs = False
+    datas = []
+    for a in args:
+        if isinstance(a, Tensor):
+            datas.append(a.data)
+            if a.requires_grad:
+                needs = True
+        else:
+            datas.append(a)
+    try:
+        out = op.fwd(*datas, **kw)
+    except ValueError as e:
+        raise _shape_error(op, args, e) from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    if needs and state.grad_enabled:
+        t = Tensor._make(out, True, (op, args, kw))
+        if state.anomaly:
+            _check_finite(op, out)
+            t._origin = user_frame()
+        return t
+    if state.anomaly:
+        _check_finite(op, out)
+    return Tensor._make(out)
+
+
+def defop(name: str, fwd: Callable, *vjps: Callable, nary: Callable | None = None) -> Callable:
+    """Register a primitive and return the public function that applies it to tensors."""
+    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps)
+
+    def call(*args: Any, **kw: Any) -> Tensor:
+        return apply(op, args, kw)
+
+    call.op = op  # type: ignore[attr-defined]
+    call.__name__ = name
+    return call
+
+
+def poly(f: Callable) -> Callable:
+    """The op ``f`` applied to arrays returns an array, to Tensors a Tensor: for use inside VJPs."""
+    op: Op = f.op  # type: ignore[attr-defined]
+
+    def call(*args: Any, **kw: Any) -> Any:
+        for a in args:
+            if isinstance(a, Tensor):
+                return apply(op, args, kw)
+        return op.fwd(*args, **kw)
+
+    return call
+
+
+def nondiff(name: str, fwd: Callable) -> Callable:
+    """A function of tensors with no gradient (comparisons, sign, argmax): result never records."""
+
+    def call(*args: Any, **kw: Any) -> Tensor:
+        datas = [a.data if isinstance(a, Tensor) else a for a in args]
+        try:
+            out = fwd(*datas, **kw)
+        except ValueError as e:
+            raise _shape_error(Op(name, fwd, ()), args, e) from None
+        return Tensor._make(out if type(out) is np.ndarray else np.asarray(out))
+
+    call.__name__ = name
+    return call
+
+
+def to_tensor(x: Any) -> Tensor:
+    """Wrap a non-tensor (number, list, array) as a constant tensor; tensors pass through."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def normalize_axis(dim: Any, ndim: int) -> tuple[int, ...] | None:
+    """Turn a PyTorch ``dim`` (int, sequence or None) into a tuple of non-negative axes."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(d) % max(ndim, 1))
+    return tuple(out)

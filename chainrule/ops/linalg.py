@@ -1,0 +1,77 @@
+"""Matrix products: ``matmul`` (1-D, 2-D and batched, NumPy/PyTorch semantics) and the fused
+``linear`` (x @ W.T + b in one primitive: one node instead of three, the hot path of MLPs).
+Every product goes to BLAS; transposes are views, never copies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._core import defop
+
+
+def _mT(a: Any) -> Any:
+    return np.swapaxes(a, -1, -2)
+
+
+def _matmul_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim == 1 and y.ndim == 1:
+        return g * y
+    if y.ndim == 1:  # (..., m, k) @ (k,) -> (..., m)
+        return np.expand_dims(g, -1) * y
+    if x.ndim == 1:  # (k,) @ (..., k, n) -> (..., n)
+        return np.squeeze(np.expand_dims(g, -2) @ _mT(y), -2)
+    return g @ _mT(y)
+
+
+def _matmul_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim == 1 and y.ndim == 1:
+        return g * x
+    if x.ndim == 1:  # (k,) @ (..., k, n)
+        return np.expand_dims(x, -1) * np.expand_dims(g, -2)
+    if y.ndim == 1:  # (..., m, k) @ (k,)
+        return np.squeeze(_mT(x) @ np.expand_dims(g, -1), -1)
+    return _mT(x) @ g
+
+
+def _linear_fwd(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out
+
+
+def _linear_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
+    if g.ndim == 2:
+        return _mT(g) @ x
+    return np.reshape(_mT(g), (g.shape[-1], -1)) @ np.reshape(x, (-1, x.shape[-1]))
+
+
+def _linear_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
+    return np.sum(g, axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+
+
+matmul = defop("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
+_linear = defop(
+    "linear",
+    _linear_fwd,
+    lambda g, ans, x, w, b=None: g @ w,
+    _linear_vjp_w,
+    _linear_vjp_b,
+)
+
+
+def linear(input: Any, weight: Any, bias: Any = None) -> Any:
+    """``input @ weight.T + bias`` as one primitive (PyTorch's F.linear)."""
+    return _linear(input, weight) if bias is None else _linear(input, weight, bias)
+
+
+def mm(input: Any, mat2: Any) -> Any:
+    """Matrix product of two 2-D tensors."""
+    return matmul(input, mat2)
+
+
+def dot(input: Any, other: Any) -> Any:
+    """Inner product of two 1-D tensors."""
+    return matmul(input, other)
