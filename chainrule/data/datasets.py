@@ -17,6 +17,7 @@ import numpy as np
 
 from chainrule.data.errors import optional_import
 from chainrule.data.images import PathLike, _size
+from chainrule.io import write_text_atomic
 
 IMAGE_CLASSES = ("horizontal", "vertical", "circle")
 
@@ -136,7 +137,8 @@ def make_tabular_csv(
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
     writer.writerows(zip(*columns.values(), strict=True))
-    _write_atomic(path, text.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text.getvalue())
     return path
 
 
@@ -196,20 +198,6 @@ def _blank(values: np.ndarray, rng: np.random.Generator, fraction: float) -> lis
     """values as a list with about `fraction` of entries blanked (written as empty CSV cells)."""
     missing = rng.random(len(values)) < fraction
     return ["" if m else v for v, m in zip(values.tolist(), missing, strict=True)]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check(**values: float) -> None:
