@@ -8,6 +8,7 @@ tuple; use ``argmax``/``argmin`` for the indices.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ def _count(shape: tuple, axis: tuple | None) -> int:
 
 
 def _mean_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    g = g * (1.0 / max(_count(x.shape, axis), 1))
+    g = g * (1.0 / builtins.max(_count(x.shape, axis), 1))
     return np.broadcast_to(_expand(g, axis, keepdims, x.shape), x.shape)
 
 
