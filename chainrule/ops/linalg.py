@@ -43,9 +43,12 @@ def _linear_fwd(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np
 
 
 def _linear_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
+    if g.ndim == 1:  # a single input vector: the outer product g x^T
+        return np.expand_dims(g, -1) * x
     if g.ndim == 2:
         return _mT(g) @ x
-    return np.reshape(_mT(g), (g.shape[-1], -1)) @ np.reshape(x, (-1, x.shape[-1]))
+    # fold the batch dimensions into one (rows of g and x stay paired), then one BLAS call
+    return _mT(np.reshape(g, (-1, g.shape[-1]))) @ np.reshape(x, (-1, x.shape[-1]))
 
 
 def _linear_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
