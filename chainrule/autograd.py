@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._mode import state
-from .ops import sum_to
+from .ops import clone, sum_to
 from .ops._core import Op, user_frame
 from .ops.shape import _sum_to_fwd
 from .tensor import Tensor
@@ -109,7 +109,11 @@ def run_backward(
             if g is None:
                 continue
             if t._hooks:
+                if not create_graph and id(g) in given:
+                    g = np.array(g)  # a leaf's .grad owns this array: hooks get their own
                 g = _run_hooks(t, g, create_graph)
+                if not create_graph:
+                    given.add(id(g))  # a hook may keep it: a leaf's .grad must take a copy
             if wanted is not None and id(t) in wanted:
                 results[wanted[id(t)]] = g if create_graph else Tensor._make(g)
             ctx = t._ctx
@@ -149,7 +153,8 @@ def run_backward(
 
 def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> None:
     if create_graph:
-        t.grad = g if t.grad is None else t.grad + g
+        # clone: a writable array of its own, never a view shared with another leaf's .grad
+        t.grad = clone(g) if t.grad is None else t.grad + g
         return
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
