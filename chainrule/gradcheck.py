@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._mode import enable_grad, no_grad
+from ._mode import enable_grad
 from .tensor import Tensor
 
 
@@ -83,7 +83,8 @@ def gradcheck(
             loss.backward()
 
     def value() -> float:
-        with no_grad():
+        # grad mode stays on: fn may differentiate internally (autograd.grad, create_graph)
+        with enable_grad():
             return float(_reduce(_scalar(fn(*args)), weights).data)
 
     for i in checked:
@@ -94,7 +95,7 @@ def gradcheck(
         if bad.any():
             idx = tuple(int(k) for k in np.argwhere(bad)[0])
             raise GradcheckError(
-                f"gradcheck: input {i}, element {idx}: analytic {analytic[idx]!r} vs numeric "
-                f"{numeric[idx]!r} (atol={atol}, rtol={rtol})"
+                f"gradcheck: input {i}, element {idx}: analytic {analytic[idx]:.10g} vs numeric "
+                f"{numeric[idx]:.10g} (atol={atol}, rtol={rtol})"
             )
     return True
