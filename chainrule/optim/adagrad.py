@@ -1,0 +1,78 @@
+"""Adagrad: per-coordinate steps divided by the root of the summed squared gradients.
+
+PyTorch's update, done in place with NumPy ufuncs (t counts this parameter's steps)::
+
+    g = -grad if maximize else grad;  g += weight_decay * p
+    sum += g * g
+    p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .optimizer import Optimizer, check_nonneg
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``): large steps for rarely-updated coordinates, small ones
+    for frequently-updated coordinates."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value,
+                    "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        check_nonneg(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; its accumulators start at once at ``initial_accumulator_value`` (as in
+        PyTorch, so the state exists before the first step)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            self.state[p] = {
+                "step": 0,
+                "sum": np.full_like(p.data, group["initial_accumulator_value"]),
+            }
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One Adagrad update of every parameter that has a gradient."""
+        loss = self._call_closure(closure)
+        state, work = self.state, self._work
+        mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
+        for group in self.param_groups:
+            lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
+            wd, maximize = group["weight_decay"], group["maximize"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, d = p.grad.data, p.data
+                st = state[p]
+                t = st["step"] = st["step"] + 1
+                s = st["sum"]
+                a, b = work(d)
+                if maximize:
+                    g = np.negative(g, out=a)
+                if wd != 0:
+                    g = add(g, mul(d, wd, out=b), out=a)
+                clr = lr / (1 + (t - 1) * lr_decay)
+                add(s, mul(g, g, out=b), out=s)
+                std = add(np.sqrt(s, out=b), eps, out=b)
+                sub(d, mul(div(g, std, out=b), clr, out=b), out=d)
+        return loss

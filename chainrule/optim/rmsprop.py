@@ -1,0 +1,88 @@
+"""RMSprop: steps divided by a running root-mean-square of the gradient (Hinton's rule).
+
+PyTorch's update, done in place with NumPy ufuncs::
+
+    g = -grad if maximize else grad;  g += weight_decay * p
+    sq = alpha * sq + (1 - alpha) * g * g
+    avg = sqrt(sq - ga * ga) with ga += (1 - alpha) * (g - ga)  if centered  else sqrt(sq)
+    buf = momentum * buf + g / (avg + eps);  p -= lr * buf     (momentum > 0)
+    p -= lr * g / (avg + eps)                                  (otherwise)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .optimizer import Optimizer, check_nonneg
+
+
+class RMSprop(Optimizer):
+    """RMSprop (``torch.optim.RMSprop``), optionally centered (divides by an estimate of the
+    gradient's standard deviation) and with momentum."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+                    "momentum": momentum, "centered": centered, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        check_nonneg(group, "lr", "eps", "momentum", "weight_decay", "alpha")
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One RMSprop update of every parameter that has a gradient."""
+        loss = self._call_closure(closure)
+        state, work = self.state, self._work
+        mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
+        for group in self.param_groups:
+            lr, alpha, eps, wd = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
+            momentum, centered, maximize = group["momentum"], group["centered"], group["maximize"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, d = p.grad.data, p.data
+                st = state[p]
+                if not st:
+                    st["step"] = 0
+                    st["square_avg"] = np.zeros_like(d)
+                    if momentum > 0:
+                        st["momentum_buffer"] = np.zeros_like(d)
+                    if centered:
+                        st["grad_avg"] = np.zeros_like(d)
+                st["step"] += 1
+                sq = st["square_avg"]
+                a, b = work(d)
+                if maximize:
+                    g = np.negative(g, out=a)
+                if wd != 0:
+                    g = add(g, mul(d, wd, out=b), out=a)
+                mul(sq, alpha, out=sq)
+                add(sq, mul(mul(g, g, out=b), 1 - alpha, out=b), out=sq)
+                if centered:
+                    ga = st["grad_avg"]
+                    add(ga, mul(sub(g, ga, out=b), 1 - alpha, out=b), out=ga)
+                    avg = np.sqrt(sub(sq, mul(ga, ga, out=b), out=b), out=b)
+                else:
+                    avg = np.sqrt(sq, out=b)
+                add(avg, eps, out=b)
+                if momentum > 0:
+                    buf = st["momentum_buffer"]
+                    mul(buf, momentum, out=buf)
+                    add(buf, div(g, b, out=b), out=buf)
+                    sub(d, mul(buf, lr, out=b), out=d)
+                else:
+                    sub(d, mul(div(g, b, out=b), lr, out=b), out=d)
+        return loss
