@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import autograd
+from . import autograd, optim
 from ._mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ._random import Generator, default_generator, manual_seed
 from .autograd import hessian, jacobian, value_and_grad
@@ -20,6 +20,7 @@ from .creation import (
     randint, randn, randperm, tensor, zeros, zeros_like,
 )
 from .gradcheck import gradcheck
+from .io import load, save
 from .ops import *  # noqa: F403  (every differentiable op as chainrule.NAME)
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins here)
 from .tensor import (
