@@ -1,0 +1,105 @@
+"""Convolution and pooling layers (Conv2d, MaxPool2d, AvgPool2d) over NCHW images, with
+PyTorch's constructor arguments and reprs; the work is done by ``chainrule.ops.conv``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._random import Generator
+from ..ops.conv import as_pair, avg_pool2d, conv2d, max_pool2d, pool_geometry
+from ..tensor import Tensor
+from .init import get_initializer, zeros
+from .module import Module, Parameter
+
+
+class Conv2d(Module):
+    """2-D convolution: weight (out_channels, in_channels, kh, kw) and bias (out_channels,).
+
+    ``init`` names the weight initialiser, as for Linear (default "glorot_uniform"; "he_uniform"
+    suits ReLU networks; see ``chainrule.nn.init.get_initializer``) or is a callable
+    ``f(weight)``; fans count the receptive field (fan_in = in_channels * kh * kw). The bias
+    starts at 0.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, bias: bool = True,
+                 init: str | Callable[..., Tensor] = "glorot_uniform",
+                 generator: Generator | None = None, dtype: Any = None) -> None:
+        super().__init__()
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Conv2d: {name} must be a positive int, got {n!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = as_pair(stride, "stride", "Conv2d", 1)
+        self.padding = as_pair(padding, "padding", "Conv2d", 0)
+        self.dilation = as_pair(dilation, "dilation", "Conv2d", 1)
+        self.init = get_initializer(init)
+        dt = np.dtype(dtype or np.float32)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.weight = Parameter(Tensor._make(np.zeros(shape, dt)))
+        self.bias = Parameter(Tensor._make(np.zeros(self.out_channels, dt))) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: Generator | None = None) -> None:
+        """Draw new weights with the layer's initialiser and zero the bias."""
+        if generator is None:
+            self.init(self.weight)
+        else:
+            self.init(self.weight, generator=generator)
+        if self.bias is not None:
+            zeros(self.bias)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class MaxPool2d(Module):
+    """Maximum over each window (stride defaults to the kernel size; padding is -inf)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1) -> None:
+        super().__init__()
+        pool_geometry(kernel_size, stride, padding, "MaxPool2d")  # fail here, not in forward
+        as_pair(dilation, "dilation", "MaxPool2d", 1)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding, self.dilation = padding, dilation
+
+    def forward(self, input: Tensor) -> Tensor:
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}")
+
+
+class AvgPool2d(Module):
+    """Mean over each window, zero padding counted in the divisor (PyTorch's defaults)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        pool_geometry(kernel_size, stride, padding, "AvgPool2d")
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, input: Tensor) -> Tensor:
+        return avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
