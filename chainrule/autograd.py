@@ -7,13 +7,14 @@ inputs, and asks each node's op for its VJPs. Also the composable functional API
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ._mode import state
-from .ops import clone, sum_to
+from .ops import _core, clone, sum_to
 from .ops._core import Op, user_frame
 from .ops.shape import _sum_to_fwd
 from .tensor import Tensor
@@ -24,28 +25,6 @@ class _Freed:
 
     def __init__(self, name: str) -> None:
         self.name = name
-
-
-def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors that need gradients, inputs before outputs (iterative: no recursion limit)."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            for p in ctx[1]:
-                if isinstance(p, Tensor) and p.requires_grad and id(p) not in seen:
-                    stack.append((p, False))
-    return order
 
 
 def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
@@ -93,41 +72,40 @@ def run_backward(
     inputs: Sequence[Tensor] | None = None,
 ) -> list[Any] | None:
     """Backpropagate from ``roots``. With ``inputs`` return their gradients, otherwise
-    accumulate into the ``.grad`` of every leaf."""
-    order = _toposort(roots)
+    accumulate into the ``.grad`` of every leaf.
+
+    Nodes are visited newest first (a heap on their creation number): a node's inputs are always
+    older than it, so when a node is popped every gradient flowing into it has arrived. One pass,
+    no separate topological sort; leaves are finished last, in the order they were reached.
+    """
+    tracer = _core.TRACER
+    tensor_mode = create_graph or tracer is not None  # VJPs see Tensors (recorded) or arrays
     grads: dict[int, Any] = {}
+    heap: list[tuple[int, Tensor]] = []
+    leaves: list[Tensor] = []
     for r, g in zip(roots, root_grads, strict=True):
-        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+        if tensor_mode and not isinstance(g, Tensor):
+            g = Tensor._make(g)
+        _arrive(r, g, grads, heap, leaves)
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
     given: set[int] = set()  # arrays already handed to a leaf's .grad (never share one)
     prev_mode = state.grad_enabled
     state.grad_enabled = create_graph
+    pop, push, anomaly = heapq.heappop, heapq.heappush, state.anomaly
     try:
-        for t in reversed(order):
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            if t._hooks:
-                if not create_graph and id(g) in given:
-                    g = np.array(g)  # a leaf's .grad owns this array: hooks get their own
-                g = _run_hooks(t, g, create_graph)
-                if not create_graph:
-                    given.add(id(g))  # a hook may keep it: a leaf's .grad must take a copy
-            if wanted is not None and id(t) in wanted:
-                results[wanted[id(t)]] = g if create_graph else Tensor._make(g)
-            ctx = t._ctx
-            if ctx is None:
-                if wanted is None:
-                    _accumulate_leaf(t, g, create_graph, given)
-                continue
-            op, parents, kw = ctx
-            if isinstance(op, _Freed):
+        while heap:
+            t = pop(heap)[1]
+            g = grads.pop(id(t))
+            if t._hooks or wanted is not None:
+                g = _visit(t, g, create_graph, tracer, given, wanted, results)
+            op, parents, kw = t._ctx
+            if type(op) is _Freed:
                 raise RuntimeError(
                     f"backward through the graph a second time (at {op.name}): its intermediate "
                     "results were freed; pass retain_graph=True to the first backward()"
                 )
-            if create_graph:
+            if tensor_mode:
                 ans, args = t, parents
             else:
                 ans = t.data
@@ -136,19 +114,68 @@ def run_backward(
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):
                     continue
-                gi = vjps[i](g, ans, *args, **kw)
-                if gi.shape != p.data.shape:
-                    gi = sum_to(gi, p.data.shape) if create_graph else _sum_to_fwd(gi, p.data.shape)
-                if state.anomaly:
+                if tracer is None:
+                    gi = vjps[i](g, ans, *args, **kw)
+                else:
+                    gi = tracer.call_vjp(vjps[i], g, ans, args, kw)
+                shape = p.data.shape
+                if gi.shape != shape:
+                    gi = sum_to(gi, shape) if tensor_mode else _sum_to_fwd(gi, shape)
+                if anomaly:
                     _check_grad_finite(op, t, gi)
                 k = id(p)
                 prev = grads.get(k)
-                grads[k] = gi if prev is None else prev + gi
+                if prev is not None:
+                    grads[k] = prev + gi
+                else:
+                    grads[k] = gi
+                    if p._ctx is None:
+                        leaves.append(p)
+                    else:
+                        push(heap, (-p._seq, p))
             if not retain_graph:
                 t._ctx = (_Freed(op.name), (), None)
+        for t in leaves:
+            g = grads.pop(id(t))
+            if t._hooks or wanted is not None:
+                g = _visit(t, g, create_graph, tracer, given, wanted, results)
+            if wanted is None:
+                if tracer is not None and not create_graph:
+                    tracer.record_leaf(t, g.data)
+                    g = g.data
+                _accumulate_leaf(t, g, create_graph, given)
     finally:
         state.grad_enabled = prev_mode
     return results if inputs is not None else None
+
+
+def _arrive(t: Tensor, g: Any, grads: dict, heap: list, leaves: list) -> None:
+    """A root gradient reaches ``t``: add it up, and schedule ``t`` the first time."""
+    k = id(t)
+    if k in grads:
+        grads[k] = grads[k] + g
+    elif t._ctx is None:
+        grads[k] = g
+        leaves.append(t)
+    else:
+        grads[k] = g
+        heapq.heappush(heap, (-t._seq, t))
+
+
+def _visit(t: Tensor, g: Any, create_graph: bool, tracer: Any, given: set[int],
+           wanted: dict[int, int] | None, results: list) -> Any:
+    """Run ``t``'s hooks on its total gradient and keep it if ``t`` is one of ``inputs``."""
+    if t._hooks:
+        if tracer is not None:
+            tracer.unsupported("a gradient hook (register_hook / retain_grad)")
+        if not create_graph and id(g) in given:
+            g = np.array(g)  # a leaf's .grad owns this array: hooks get their own
+        g = _run_hooks(t, g, create_graph)
+        if not create_graph:
+            given.add(id(g))  # a hook may keep it: a leaf's .grad must take a copy
+    if wanted is not None and id(t) in wanted:
+        results[wanted[id(t)]] = g if isinstance(g, Tensor) else Tensor._make(g)
+    return g
 
 
 def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> None:
@@ -163,8 +190,12 @@ def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> 
             g = np.array(g)
         given.add(id(g))
         t.grad = Tensor._make(g)
+        return
+    acc = t.grad.data
+    if acc.shape == g.shape and acc.dtype == g.dtype and acc.flags.writeable:
+        np.add(acc, g, out=acc)  # accumulate in place, as PyTorch does
     else:
-        t.grad.data = t.grad.data + g
+        t.grad.data = acc + g
 
 
 def backward(

@@ -7,6 +7,7 @@ are thin PyTorch-named entry points to them.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,10 +25,12 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it, for backpropagation.
 
     ``data`` is the NumPy array; ``grad`` accumulates dLoss/dself after ``backward()``;
-    ``_ctx`` is ``(op, parents, kwargs)`` for a tensor made by a recorded operation, else None.
+    ``_ctx`` is ``(op, parents, kwargs)`` for a tensor made by a recorded operation, else None;
+    such a tensor also has ``_seq``, its creation number (backward visits nodes newest first).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_origin", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_seq", "_hooks", "_origin",
+                 "__weakref__")
     __array_priority__ = 1000  # NumPy defers binary operators to Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -99,6 +102,7 @@ class Tensor:
         return self.data.size
 
     def item(self) -> float | int | bool:
+        _no_value_under_trace(self, "item()")
         if self.data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with exactly one element, this one has shape {self.shape}"
@@ -106,10 +110,12 @@ class Tensor:
         return self.data.item()
 
     def tolist(self) -> Any:
+        _no_value_under_trace(self, "tolist()")
         return self.data.tolist()
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
+        _no_value_under_trace(self, "numpy()")
         return self.data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -183,17 +189,21 @@ class Tensor:
         return self.to(np.bool_)
 
     def __float__(self) -> float:
+        _no_value_under_trace(self, "float()")
         return float(self.item())
 
     def __int__(self) -> int:
+        _no_value_under_trace(self, "int()")
         return int(self.item())
 
     def __index__(self) -> int:
+        _no_value_under_trace(self, "use as an index")
         if self.data.dtype.kind not in "iub":
             raise TypeError("only integer tensors can be used as an index")
         return int(self.item())
 
     def __bool__(self) -> bool:
+        _no_value_under_trace(self, "bool()")
         if self.data.size != 1:
             raise RuntimeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
@@ -230,7 +240,8 @@ class Tensor:
     # -- in-place updates (the usual way to change weights, inside no_grad) ---------------------
     def _check_inplace(self, what: str) -> None:
         if state.grad_enabled and self.requires_grad:
-            kind = "a leaf tensor that requires grad" if self._ctx is None else "a tensor in a graph"
+            kind = ("a leaf tensor that requires grad" if self._ctx is None
+                    else "a tensor in a graph")
             raise RuntimeError(
                 f"in-place {what} on {kind} while gradients are being recorded would corrupt "
                 "backpropagation; update weights inside `with chainrule.no_grad():`, or write "
@@ -243,7 +254,7 @@ class Tensor:
             if not self.requires_grad:  # no graph to corrupt: behave out of place
                 return _BINARY[ufunc](self, other)
         self._check_inplace(what)
-        ufunc(self.data, other_data, out=self.data, casting="same_kind")
+        _mutate(ufunc, self.data, other_data, out=self.data, casting="same_kind")
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -260,7 +271,8 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_inplace("item assignment")
-        self.data[_ops.index_data(index)] = value.data if isinstance(value, Tensor) else value
+        value = value.data if isinstance(value, Tensor) else value
+        _mutate(operator.setitem, self.data, _ops.index_data(index), value)
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         return self._inplace("add_", np.add, other * alpha if alpha != 1.0 else other)
@@ -279,17 +291,18 @@ class Tensor:
 
     def fill_(self, value: float) -> Tensor:
         self._check_inplace("fill_")
-        self.data[...] = value
+        _mutate(np.copyto, self.data, value, casting="unsafe")
         return self
 
     def copy_(self, src: Any) -> Tensor:
         self._check_inplace("copy_")
-        self.data[...] = src.data if isinstance(src, Tensor) else src
+        _mutate(np.copyto, self.data, src.data if isinstance(src, Tensor) else src,
+                casting="unsafe")
         return self
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
         self._check_inplace("clamp_")
-        np.clip(self.data, min, max, out=self.data)
+        _mutate(np.clip, self.data, min, max, out=self.data)
         return self
 
     # -- operators -----------------------------------------------------------------------------
@@ -394,6 +407,23 @@ class _RetainGrad:
         self.t.grad = g if self.t.grad is None else self.t.grad + g
 
 
+def _mutate(fn: Callable, *args: Any, **kw: Any) -> None:
+    """Run an in-place update ``fn(*args, **kw)`` of a tensor's array (told to a tracer, if any,
+    so ``chainrule.compile`` replays it)."""
+    tracer = _core.TRACER
+    if tracer is not None:
+        tracer.record_effect(fn, args, kw)
+    fn(*args, **kw)
+
+
+def _no_value_under_trace(t: Tensor, what: str) -> None:
+    """Refuse to read a tensor's value while ``chainrule.compile`` traces a step: Python code
+    that branches on it would be frozen into the tape."""
+    tracer = _core.TRACER
+    if tracer is not None:
+        tracer.value_read(t, what)
+
+
 def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Convert user data to an ndarray; floats default to float32. Rejects non-numeric data."""
     if isinstance(data, Tensor):
@@ -418,4 +448,5 @@ _FUNCTIONS: dict = {}
 _BINARY: dict = {}
 
 from . import ops as _ops  # noqa: E402  (ops need Tensor defined above)
+from .ops import _core  # noqa: E402
 

@@ -8,6 +8,7 @@ VJPs are written in NumPy: on arrays they run as plain NumPy (the fast path); on
 
 from __future__ import annotations
 
+import itertools
 import os
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,11 @@ from .._mode import state
 from ..tensor import Tensor
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_next_seq = itertools.count().__next__  # creation numbers of graph nodes (newest = largest)
+
+# The active ``chainrule.compile`` tracer, or None. Set only while a step is being traced; it is
+# told every primitive applied, every in-place update and every VJP the engine calls.
+TRACER: Any = None
 
 
 class Op:
@@ -91,8 +97,11 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
         raise _shape_error(op, args, e) from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    if TRACER is not None:
+        TRACER.record_op(op, datas, kw, out)
     if needs and state.grad_enabled:
         t = Tensor._make(out, True, (op, args, kw))
+        t._seq = _next_seq()
         if state.anomaly:
             _check_finite(op, out)
             t._origin = user_frame()
@@ -130,13 +139,18 @@ def poly(f: Callable) -> Callable:
 def nondiff(name: str, fwd: Callable) -> Callable:
     """A function of tensors with no gradient (comparisons, sign, argmax): result never records."""
 
+    op = Op(name, fwd, ())
+
     def call(*args: Any, **kw: Any) -> Tensor:
         datas = [a.data if isinstance(a, Tensor) else a for a in args]
         try:
             out = fwd(*datas, **kw)
         except ValueError as e:
-            raise _shape_error(Op(name, fwd, ()), args, e) from None
-        return Tensor._make(out if type(out) is np.ndarray else np.asarray(out))
+            raise _shape_error(op, args, e) from None
+        out = out if type(out) is np.ndarray else np.asarray(out)
+        if TRACER is not None:
+            TRACER.record_op(op, datas, kw, out)
+        return Tensor._make(out)
 
     call.__name__ = name
     return call
