@@ -42,6 +42,8 @@ def _relu_fwd(x: np.ndarray) -> np.ndarray:
 
 
 def _safe_log(x: Any) -> Any:
+    if isinstance(x, (int, float)):  # a Python base (2 ** t) stays a weak scalar: keeps t's dtype
+        return math.log(x) if x > 0 else 0.0
     return np.log(np.where(x > 0, x, 1))
 
 
@@ -166,7 +168,8 @@ def pow(x: Any, exponent: Any) -> Any:
 
 
 def where(condition: Any, input: Any, other: Any) -> Any:
-    """Elements of ``input`` where ``condition`` holds, else of ``other`` (differentiable in both)."""
+    """Elements of ``input`` where ``condition`` holds, else of ``other`` (differentiable in
+    both)."""
     return where_(condition, input, other)
 
 

@@ -58,7 +58,9 @@ def getitem(input: Any, index: Any) -> Tensor:
     try:
         return getitem_(input, index=index)
     except IndexError as e:
-        raise IndexError(f"index {index!r} is invalid for a tensor of shape {np.shape(input)}: {e}") from None
+        raise IndexError(
+            f"index {index!r} is invalid for a tensor of shape {np.shape(input)}: {e}"
+        ) from None
 
 
 def take_along_dim(input: Any, indices: Any, dim: int) -> Tensor:

@@ -40,8 +40,11 @@ def _mean_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False
 def _extreme_vjp(g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     a = _expand(ans, axis, keepdims, x.shape)
     mask = x == a  # every tied extreme shares the gradient equally
-    count = np.sum(mask, axis=axis, keepdims=True)
-    return _expand(g, axis, keepdims, x.shape) * mask / count
+    gx = _expand(g, axis, keepdims, x.shape) * mask
+    # the tie count is a constant: count on the bare array, in g's dtype (an int64 count
+    # would promote float32 gradients to float64)
+    m = mask.data if isinstance(mask, Tensor) else mask
+    return gx / np.sum(m, axis=axis, keepdims=True).astype(gx.dtype)
 
 
 def _logsumexp_fwd(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
@@ -65,10 +68,15 @@ def _log_softmax_fwd(x: np.ndarray, axis: int) -> np.ndarray:
     return x - _logsumexp_fwd(x, axis=axis, keepdims=True)
 
 
-sum_ = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis, keepdims=keepdims), _sum_vjp)
-mean_ = defop("mean", lambda x, axis=None, keepdims=False: np.mean(x, axis, keepdims=keepdims), _mean_vjp)
-amax_ = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis, keepdims=keepdims), _extreme_vjp)
-amin_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis, keepdims=keepdims), _extreme_vjp)
+def _numpy_reduction(f: Any) -> Any:
+    """NumPy reduction ``f`` with the (axis, keepdims) keywords every reduction primitive takes."""
+    return lambda x, axis=None, keepdims=False: f(x, axis, keepdims=keepdims)
+
+
+sum_ = defop("sum", _numpy_reduction(np.sum), _sum_vjp)
+mean_ = defop("mean", _numpy_reduction(np.mean), _mean_vjp)
+amax_ = defop("max", _numpy_reduction(np.max), _extreme_vjp)
+amin_ = defop("min", _numpy_reduction(np.min), _extreme_vjp)
 logsumexp_ = defop("logsumexp", _logsumexp_fwd, _logsumexp_vjp)
 softmax_ = defop(
     "softmax",
@@ -86,12 +94,18 @@ def _axes(input: Any, dim: Any) -> tuple | None:
     return normalize_axis(dim, np.ndim(input.data if isinstance(input, Tensor) else input))
 
 
+def _reduce_axes(input: Any, dim: Any) -> tuple | None:
+    """Axes for a reduction; on a 0-d tensor dim 0 / -1 reduce nothing, as in PyTorch."""
+    axes = _axes(input, dim)
+    return () if axes is not None and np.ndim(input) == 0 else axes
+
+
 def sum(input: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
         keepdims: bool | None = None, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (all elements when None). NumPy's ``axis``/``keepdims`` are accepted too."""
     dim = axis if dim is None else dim
     keep = keepdim if keepdims is None else keepdims
-    out = sum_(input, axis=_axes(input, dim), keepdims=bool(keep))
+    out = sum_(input, axis=_reduce_axes(input, dim), keepdims=bool(keep))
     return out if dtype is None else out.to(dtype)
 
 
@@ -100,17 +114,17 @@ def mean(input: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None
     """Arithmetic mean over ``dim`` (all elements when None)."""
     dim = axis if dim is None else dim
     keep = keepdim if keepdims is None else keepdims
-    return mean_(input, axis=_axes(input, dim), keepdims=bool(keep))
+    return mean_(input, axis=_reduce_axes(input, dim), keepdims=bool(keep))
 
 
 def max(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Largest value over ``dim`` (values only, unlike PyTorch's (values, indices) tuple)."""
-    return amax_(input, axis=_axes(input, dim), keepdims=keepdim)
+    return amax_(input, axis=_reduce_axes(input, dim), keepdims=keepdim)
 
 
 def min(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Smallest value over ``dim`` (values only, unlike PyTorch's (values, indices) tuple)."""
-    return amin_(input, axis=_axes(input, dim), keepdims=keepdim)
+    return amin_(input, axis=_reduce_axes(input, dim), keepdims=keepdim)
 
 
 amax, amin = max, min
@@ -121,11 +135,12 @@ def var(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool
     """Variance over ``dim``; ``correction=1`` (the default, Bessel's) divides by N - 1."""
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    axes = _axes(input, dim)
+    axes = _reduce_axes(input, dim)
     shape = np.shape(input.data if isinstance(input, Tensor) else input)
     n = _count(shape, axes)
     d = input - mean_(input, axis=axes, keepdims=True)
-    return sum_(d * d, axis=axes, keepdims=keepdim) * (1.0 / (n - correction if n > correction else float("nan")))
+    scale = 1.0 / (n - correction) if n > correction else float("nan")
+    return sum_(d * d, axis=axes, keepdims=keepdim) * scale
 
 
 def std(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
@@ -138,7 +153,7 @@ def std(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool
 
 def logsumexp(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``dim``, without overflow (the max is subtracted first)."""
-    return logsumexp_(input, axis=_axes(input, dim), keepdims=keepdim)
+    return logsumexp_(input, axis=_reduce_axes(input, dim), keepdims=keepdim)
 
 
 def softmax(input: Any, dim: int = -1) -> Tensor:
@@ -151,10 +166,10 @@ def log_softmax(input: Any, dim: int = -1) -> Tensor:
     return log_softmax_(input, axis=_axes(input, dim)[0])
 
 
-_argmax = nondiff("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims))
-_argmin = nondiff("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims))
-_all = nondiff("all", lambda x, axis=None, keepdims=False: np.all(x, axis, keepdims=keepdims))
-_any = nondiff("any", lambda x, axis=None, keepdims=False: np.any(x, axis, keepdims=keepdims))
+_argmax = nondiff("argmax", _numpy_reduction(np.argmax))
+_argmin = nondiff("argmin", _numpy_reduction(np.argmin))
+_all = nondiff("all", _numpy_reduction(np.all))
+_any = nondiff("any", _numpy_reduction(np.any))
 
 
 def argmax(input: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -169,9 +184,9 @@ def argmin(input: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
 
 def all(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """True where every element over ``dim`` is true."""
-    return _all(input, axis=_axes(input, dim), keepdims=keepdim)
+    return _all(input, axis=_reduce_axes(input, dim), keepdims=keepdim)
 
 
 def any(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """True where some element over ``dim`` is true."""
-    return _any(input, axis=_axes(input, dim), keepdims=keepdim)
+    return _any(input, axis=_reduce_axes(input, dim), keepdims=keepdim)

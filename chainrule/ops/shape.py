@@ -32,7 +32,9 @@ def _shape_of(a: Any) -> tuple:
 
 
 reshape_ = defop(
-    "reshape", lambda x, shape: np.reshape(x, shape), lambda g, ans, x, shape: np.reshape(g, x.shape)
+    "reshape",
+    lambda x, shape: np.reshape(x, shape),
+    lambda g, ans, x, shape: np.reshape(g, x.shape),
 )
 broadcast_to_ = defop(
     "expand",
