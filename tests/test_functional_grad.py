@@ -119,6 +119,7 @@ def test_grad_grad_and_hessian_vector_functions_vs_torch(name, torch):
 
 
 @pytest.mark.parametrize("name", ["matmul", "softmax", "indexing", "mixed"])
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")
 def test_backward_create_graph_then_differentiate_grad(name, torch):
     f = vec_fns(cr, lambda a: cr.tensor(a, dtype=cr.float64))[name]
     tf = vec_fns(torch, _torch_tensor(torch))[name]
