@@ -48,7 +48,8 @@ def _safe_log(x: Any) -> Any:
 
 
 def _pow_vjp_base(g: Any, ans: Any, x: Any, y: Any) -> Any:
-    return g * y * x ** (y - 1)
+    # where y == 0 the gradient is 0 even at x == 0 (0 * 0 ** -1 would be NaN): use x ** 1 there
+    return g * y * x ** np.where(y == 0, 1, y - 1)
 
 
 def _pow_vjp_exp(g: Any, ans: Any, x: Any, y: Any) -> Any:
@@ -56,6 +57,8 @@ def _pow_vjp_exp(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 
 def _powc_vjp(g: Any, ans: Any, x: Any, exponent: float) -> Any:
+    if exponent == 0:  # x ** 0 is constant, even at x == 0
+        return g * 0.0
     if exponent == 2:
         return g * (x * 2.0)
     return g * (exponent * x ** (exponent - 1))

@@ -216,6 +216,8 @@ def split(tensor: Any, split_size_or_sections: Any, dim: int = 0) -> tuple[Tenso
     n = shape[axis]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be a positive integer, got {step}")
         sizes = [builtins.min(step, n - s) for s in range(0, n, step)]
     else:
         sizes = list(split_size_or_sections)
