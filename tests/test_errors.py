@@ -78,6 +78,11 @@ def test_split_sizes_must_add_up():
         cr.ones(3).split([1, 1])
 
 
+def test_split_size_must_be_positive():
+    with pytest.raises(ValueError, match="split_size must be a positive integer, got 0"):
+        cr.ones(3).split(0)
+
+
 def test_permute_not_a_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
         cr.ones(2, 3).permute(0, 0)

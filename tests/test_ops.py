@@ -590,3 +590,13 @@ def test_reductions_of_0d_tensor(name, dim):
     check(lambda x: getattr(x, name)(dim), x)
     with pytest.raises(IndexError, match="out of range"):
         getattr(x, name)(1)
+
+
+def test_pow_zero_exponent_has_zero_gradient_at_zero_base():
+    # d/dx x**0 = 0 everywhere, including x = 0 (no 0 * inf = NaN, no warning), as in PyTorch
+    x = cr.tensor([0.0, 1.0, -2.0], dtype=cr.float64, requires_grad=True)
+    y = cr.tensor([0.0, 0.0, 2.0], dtype=cr.float64, requires_grad=True)
+    with np.errstate(all="raise"):
+        ((x**0).sum() + (x**y).sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, -4.0])
+    np.testing.assert_allclose(y.grad.data, [0.0, 0.0, 0.0])  # log|x| is masked for x <= 0
