@@ -1,0 +1,323 @@
+"""Fused neural-network primitives: where composing smaller ops would be slow or unstable.
+
+Cross-entropy and NLL from class labels, binary cross-entropy (on probabilities and on logits),
+batch/layer normalisation, GELU and softsign. Each is one graph node; its VJPs are written in
+NumPy so they run fast on arrays and stay differentiable on Tensors (``create_graph=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._core import defop, poly
+from .elementwise import erf, sigmoid_poly, softplus_
+from .reduce import softmax_
+
+_softmax = poly(softmax_)
+_erf = poly(erf)
+_softplus = poly(softplus_)
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# -- classification from integer labels --------------------------------------------------------
+# Array-only helpers (targets and class weights are constants); the common case, with no class
+# weights and nothing ignored, skips every weight array.
+def _labels(target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+            dtype: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Any]:
+    """Safe labels (ignored set to 0), per-position weights (None: all 1), the not-ignored mask,
+    and the denominator of the mean (the summed weights of the counted positions)."""
+    mask = target != ignore_index
+    n_valid = np.count_nonzero(mask)
+    full = n_valid == mask.size
+    labels = target if full else np.where(mask, target, 0)
+    if weight is None:
+        return labels, (None if full else mask.astype(dtype)), mask, n_valid
+    w_t = weight[labels].astype(dtype, copy=False)
+    if not full:
+        w_t = w_t * mask
+    return labels, w_t, mask, w_t.sum()
+
+
+def _pick(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if x.ndim == 2:
+        return x[np.arange(x.shape[0]), labels]
+    return np.take_along_axis(x, labels[:, None], axis=1)[:, 0]
+
+
+def _onehot(shape: tuple, labels: np.ndarray, values: Any, dtype: Any) -> np.ndarray:
+    out = np.zeros(shape, dtype)
+    if len(shape) == 2:
+        out[np.arange(shape[0]), labels] = values
+    else:
+        np.put_along_axis(out, labels[:, None], np.expand_dims(values, 1) if np.ndim(values)
+                          else values, axis=1)
+    return out
+
+
+def _subtract_at_labels(p: np.ndarray, labels: np.ndarray, values: Any) -> None:
+    """p[n, labels[n], ...] -= values[n, ...], in place."""
+    if p.ndim == 2:
+        p[np.arange(p.shape[0]), labels] -= values
+        return
+    idx = labels[:, None]
+    picked = np.take_along_axis(p, idx, axis=1)
+    picked -= np.expand_dims(values, 1) if np.ndim(values) else values
+    np.put_along_axis(p, idx, picked, axis=1)
+
+
+def _class_weights(weight: np.ndarray | None, n_classes: int, ndim: int, dtype: Any) -> np.ndarray:
+    """Per-class weights shaped to broadcast along the class axis (dim 1)."""
+    wc = np.ones(n_classes, dtype) if weight is None else weight.astype(dtype, copy=False)
+    return wc.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _reduce_fwd(loss: np.ndarray, denom: Any, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):  # everything ignored: NaN, as torch
+        return loss.sum() / denom
+
+
+def _grad_scale(g: Any, denom: Any, reduction: str) -> Any:
+    """dLoss/dloss_n, broadcastable over the class axis (dim 1)."""
+    if reduction == "none":
+        return np.expand_dims(g, 1)
+    if reduction == "sum":
+        return g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return g * (1.0 / denom)
+
+
+def _cross_entropy_fwd(
+    x: np.ndarray, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+    label_smoothing: float, reduction: str,
+) -> np.ndarray:
+    # loss_n = w_t (lse - x_t); logits that are +-inf give NaN, as in PyTorch
+    n_classes = x.shape[1]
+    labels, w_t, mask, denom = _labels(target, weight, ignore_index, x.dtype)
+    m = x.max(axis=1, keepdims=True)
+    e = x - m
+    lse = np.log(np.exp(e, out=e).sum(axis=1)) + m[:, 0]
+    loss = lse - _pick(x, labels)
+    if w_t is not None:
+        loss *= w_t
+    if label_smoothing:  # + eps/C * sum_c w_c (lse - x_c) at every counted position
+        wc = _class_weights(weight, n_classes, x.ndim, x.dtype)
+        smooth = (wc.sum() * lse - (x * wc).sum(axis=1)) * mask
+        loss = (1.0 - label_smoothing) * loss + (label_smoothing / n_classes) * smooth
+    return _reduce_fwd(loss, denom, reduction)
+
+
+def _cross_entropy_vjp(
+    g: Any, ans: Any, x: Any, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+    label_smoothing: float, reduction: str,
+) -> Any:
+    # d loss_n / dx = a_n * softmax - b_n, a_n = w_t (the label's weight), b_n = w_t * onehot;
+    # smoothing adds mask * eps/C * (sum(w) * softmax - w_c). a and b are constants, so under
+    # create_graph the result stays differentiable through the softmax; on arrays it is
+    # computed in place, without a one-hot matrix.
+    shape, dtype = x.shape, x.dtype
+    n_classes, keep = shape[1], 1.0 - label_smoothing
+    labels, w_t, mask, denom = _labels(target, weight, ignore_index, dtype)
+    a = None if w_t is None else keep * w_t
+    at_label = keep if a is None else a
+    dense = None
+    if label_smoothing:
+        m = mask * np.asarray(label_smoothing / n_classes, dtype)
+        wc = _class_weights(weight, n_classes, len(shape), dtype)
+        a = (keep if a is None else a) + m * wc.sum()
+        dense = m[:, None] * wc
+    p = _softmax(x, axis=1)
+    scale = _grad_scale(g, denom, reduction)
+    if not isinstance(p, np.ndarray):
+        b = _onehot(shape, labels, at_label, dtype)
+        if dense is not None:
+            b += dense
+        return ((p if a is None else p * np.expand_dims(a, 1)) - b) * scale
+    if a is not None:
+        p *= np.expand_dims(a, 1)
+    _subtract_at_labels(p, labels, at_label)
+    if dense is not None:
+        p -= dense
+    p *= scale
+    return p
+
+
+def _nll_fwd(
+    x: np.ndarray, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+    reduction: str,
+) -> np.ndarray:
+    labels, w_t, _, denom = _labels(target, weight, ignore_index, x.dtype)
+    loss = -_pick(x, labels)
+    return _reduce_fwd(loss if w_t is None else loss * w_t, denom, reduction)
+
+
+def _nll_vjp(
+    g: Any, ans: Any, x: Any, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+    reduction: str,
+) -> Any:
+    labels, w_t, _, denom = _labels(target, weight, ignore_index, x.dtype)
+    onehot = _onehot(x.shape, labels, -1.0 if w_t is None else -w_t, x.dtype)
+    return onehot * _grad_scale(g, denom, reduction)
+
+
+cross_entropy_ = defop("cross_entropy", _cross_entropy_fwd, _cross_entropy_vjp)
+nll_loss_ = defop("nll_loss", _nll_fwd, _nll_vjp)
+
+
+# -- binary cross-entropy ------------------------------------------------------------------------
+def _clamped_log(x: Any) -> Any:
+    """log(x) floored at -100 (PyTorch's BCELoss convention: finite at x = 0)."""
+    return np.maximum(np.log(np.maximum(x, 1e-44)), -100.0)
+
+
+def _bce_fwd(x: np.ndarray, y: Any, weight: Any = None) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        out = -(y * np.maximum(np.log(x), -100.0) + (1 - y) * np.maximum(np.log1p(-x), -100.0))
+    return out if weight is None else out * weight
+
+
+def _bce_vjp_x(g: Any, ans: Any, x: Any, y: Any, weight: Any = None) -> Any:
+    out = g * (x - y) / np.maximum(x * (1.0 - x), 1e-12)
+    return out if weight is None else out * weight
+
+
+def _bce_vjp_y(g: Any, ans: Any, x: Any, y: Any, weight: Any = None) -> Any:
+    out = g * (_clamped_log(1.0 - x) - _clamped_log(x))
+    return out if weight is None else out * weight
+
+
+def _bce_logits_fwd(x: np.ndarray, y: Any, weight: Any = None,
+                    pos_weight: Any = None) -> np.ndarray:
+    # (1 - y) x + lw * softplus(-x), lw = 1 + (pos_weight - 1) y; softplus never overflows here
+    sp = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)
+    out = (1 - y) * x + (sp if pos_weight is None else (1 + (pos_weight - 1) * y) * sp)
+    return out if weight is None else out * weight
+
+
+def _bce_logits_vjp_x(g: Any, ans: Any, x: Any, y: Any, weight: Any = None,
+                      pos_weight: Any = None) -> Any:
+    s = sigmoid_poly(-x)
+    out = g * ((1 - y) - (s if pos_weight is None else (1 + (pos_weight - 1) * y) * s))
+    return out if weight is None else out * weight
+
+
+def _bce_logits_vjp_y(g: Any, ans: Any, x: Any, y: Any, weight: Any = None,
+                      pos_weight: Any = None) -> Any:
+    out = g * (-x if pos_weight is None else (pos_weight - 1) * _softplus(-x) - x)
+    return out if weight is None else out * weight
+
+
+binary_cross_entropy_ = defop("binary_cross_entropy", _bce_fwd, _bce_vjp_x, _bce_vjp_y)
+binary_cross_entropy_with_logits_ = defop(
+    "binary_cross_entropy_with_logits", _bce_logits_fwd, _bce_logits_vjp_x, _bce_logits_vjp_y
+)
+
+
+# -- normalisation -------------------------------------------------------------------------------
+def _moments(x: Any, axes: tuple) -> tuple[Any, Any]:
+    mean = np.mean(x, axis=axes, keepdims=True)
+    xc = x - mean
+    return mean, np.mean(xc * xc, axis=axes, keepdims=True)
+
+
+def _xhat(x: Any, axes: tuple, eps: float, mean: Any, var: Any, fixed: bool) -> tuple[Any, Any]:
+    """Normalised input and 1/std. Statistics passed in are used when fixed (eval mode) or on the
+    plain-array path; under create_graph batch statistics are recomputed from x, differentiably."""
+    if mean is None or not (fixed or isinstance(x, np.ndarray)):
+        mean, var = _moments(x, axes)
+    invstd = 1.0 / np.sqrt(var + eps)
+    return (x - mean) * invstd, invstd
+
+
+def _norm_fwd(x: np.ndarray, w: Any, b: Any, axes: tuple, waxes: tuple, pshape: tuple,
+              eps: float, mean: Any = None, var: Any = None, fixed: bool = False) -> np.ndarray:
+    y, _ = _xhat(x, axes, eps, mean, var, fixed)
+    if w is not None:
+        y *= np.reshape(w, pshape)
+    if b is not None:
+        y += np.reshape(b, pshape)
+    return y
+
+
+def _norm_vjp_x(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
+                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
+                fixed: bool = False) -> Any:
+    xhat, invstd = _xhat(x, axes, eps, mean, var, fixed)
+    gx = g if w is None else g * np.reshape(w, pshape)
+    if fixed:
+        return gx * invstd
+    mg = np.mean(gx, axis=axes, keepdims=True)
+    mgx = np.mean(gx * xhat, axis=axes, keepdims=True)
+    return (gx - mg - xhat * mgx) * invstd
+
+
+def _norm_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
+                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
+                fixed: bool = False) -> Any:
+    xhat, _ = _xhat(x, axes, eps, mean, var, fixed)
+    return np.reshape(np.sum(g * xhat, axis=waxes), np.shape(w))
+
+
+def _norm_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
+                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
+                fixed: bool = False) -> Any:
+    return np.reshape(np.sum(g, axis=waxes), np.shape(b))
+
+
+normalize_ = defop("normalize", _norm_fwd, _norm_vjp_x, _norm_vjp_w, _norm_vjp_b)
+
+
+def normalize(x: Any, weight: Any, bias: Any, axes: tuple, waxes: tuple, pshape: tuple,
+              eps: float, mean: Any = None, var: Any = None, fixed: bool = False) -> Any:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` as one node (batch norm and layer norm).
+
+    Statistics reduce over ``axes``; ``weight``/``bias`` (or None) are reshaped to ``pshape`` and
+    their gradients summed over ``waxes``. ``mean``/``var`` (keepdims arrays) may be passed in
+    precomputed; with ``fixed=True`` they are constants (batch norm in eval mode)."""
+    return normalize_(x, weight, bias, axes=axes, waxes=waxes, pshape=pshape, eps=eps,
+                      mean=mean, var=var, fixed=fixed)
+
+
+# -- activations that would otherwise take several nodes -----------------------------------------
+def _gelu_fwd(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(x * _SQRT_HALF))
+
+
+def _gelu_vjp(g: Any, ans: Any, x: Any, approximate: str = "none") -> Any:
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+        du = _SQRT_2_OVER_PI * (1.0 + 0.134145 * x * x)
+        return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+    cdf = 0.5 * (1.0 + _erf(x * _SQRT_HALF))
+    return g * (cdf + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x)))
+
+
+gelu_ = defop("gelu", _gelu_fwd, _gelu_vjp)
+softsign_ = defop(
+    "softsign",
+    lambda x: x / (1.0 + np.abs(x)),
+    lambda g, ans, x: g / np.square(1.0 + np.abs(x)),
+)
+
+
+def gelu(input: Any, approximate: str = "none") -> Any:
+    """x * Phi(x) (Gaussian error linear unit) as one node; ``approximate='tanh'`` uses the tanh
+    form."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return gelu_(input, approximate=approximate)
+
+
+def softsign(input: Any) -> Any:
+    """x / (1 + |x|) as one node."""
+    return softsign_(input)
