@@ -1,0 +1,95 @@
+"""Basic layers: Linear (one fused op per call), Identity, Flatten and Dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._random import Generator
+from ..ops import flatten, linear
+from ..tensor import Tensor
+from . import functional as F
+from .init import get_initializer, zeros
+from .module import Module, Parameter
+
+
+def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
+    """A zero Parameter of ``shape`` (float32 unless ``dtype`` says otherwise)."""
+    return Parameter(Tensor._make(np.zeros(shape, np.dtype(dtype or np.float32))))
+
+
+class Linear(Module):
+    """y = x @ W.T + b, with W of shape (out_features, in_features) as in PyTorch.
+
+    ``init`` names the weight initialiser (default "glorot_uniform"; see
+    ``chainrule.nn.init.get_initializer``) or is a callable ``f(weight)``; the bias starts at 0.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init: str | Callable[..., Tensor] = "glorot_uniform",
+                 generator: Generator | None = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.init = get_initializer(init)
+        self.weight = _parameter((out_features, in_features), dtype)
+        self.bias = _parameter((out_features,), dtype) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: Generator | None = None) -> None:
+        """Draw new weights with the layer's initialiser and zero the bias."""
+        if generator is None:
+            self.init(self.weight)
+        else:
+            self.init(self.weight, generator=generator)
+        if self.bias is not None:
+            zeros(self.bias)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, e.g. to remove a layer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, input: Any) -> Any:
+        return input
+
+
+class Flatten(Module):
+    """Merge dimensions ``start_dim``..``end_dim`` into one (by default all but the batch)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return flatten(input, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout (Srivastava et al. 2014): in training mode zero each element with
+    probability ``p`` and scale the rest by 1/(1-p); in eval mode, the identity."""
+
+    def __init__(self, p: float = 0.5, generator: Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p, self.generator = p, generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout(input, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
