@@ -14,6 +14,7 @@ from .activations import (
     Softsign,
     Tanh,
 )
+from .graph import GraphNet
 from .layers import Dropout, Flatten, Identity, Linear
 from .losses import (
     BCELoss,
