@@ -22,9 +22,14 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        arr = np.zeros(0, np.float32) if data is None else (
-            data.data if isinstance(data, Tensor) else as_array(data)
-        )
+        if data is None:
+            arr = np.zeros(0, np.float32)
+        elif isinstance(data, Tensor):
+            arr = data.data
+        elif isinstance(data, np.ndarray) and data.dtype.kind == "f":
+            arr = data  # an array's float dtype is kept (float64 for gradient checks)
+        else:
+            arr = as_array(data)
         super().__init__(arr, requires_grad=False)
         self.data = arr
         if requires_grad:
