@@ -6,6 +6,7 @@ shape in one place (``sum_to``), so no VJP here handles broadcasting.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -13,14 +14,20 @@ import numpy as np
 
 from ._core import defop, nondiff, poly
 
-try:  # exact erf for GELU; SciPy comes with the [full] extra
-    from scipy.special import erf as _erf_array
-except ImportError:  # pragma: no cover - exercised only without SciPy
-    _erf_array = np.vectorize(math.erf, otypes=[np.float64])
+
+@functools.cache
+def _erf_impl() -> Any:
+    """Exact erf: SciPy's (from the [full] extra) when installed, else math.erf elementwise.
+    Imported on first use so that `import chainrule` stays light."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+    return erf
 
 
 def _erf_fwd(x: np.ndarray) -> np.ndarray:
-    return np.asarray(_erf_array(x), dtype=x.dtype)
+    return np.asarray(_erf_impl()(x), dtype=x.dtype)
 
 
 def _sigmoid_fwd(x: np.ndarray) -> np.ndarray:
