@@ -329,3 +329,20 @@ def test_no_graph_under_no_grad_and_repr():
     text = "GraphNet(inputs=2, hidden=2, outputs=2, edges=6, levels=2, delayed_edges=5)"
     assert repr(net) == text
     assert net.is_recurrent and not GraphNet(["a"], ["b"], [("a", "b")]).is_recurrent
+
+
+def test_backward_twice_through_a_retained_graph_and_frozen_weights():
+    ins, outs, edges, acts = random_dag(2)
+    net = GraphNet(ins, outs, edges, activations=acts).double()
+    x = cr.tensor(np.random.default_rng(0).normal(size=(4, len(ins))), dtype=cr.float64)
+    loss = (net(x) ** 2).sum()
+    loss.backward(retain_graph=True)
+    first_w, first_b = net.weight.grad.data.copy(), net.bias.grad.data.copy()
+    loss.backward()
+    np.testing.assert_allclose(net.weight.grad.data, 2 * first_w, rtol=1e-12)
+    np.testing.assert_allclose(net.bias.grad.data, 2 * first_b, rtol=1e-12)
+    net.zero_grad()
+    net.weight.requires_grad_(False)
+    (net(x) ** 2).sum().backward()
+    assert net.weight.grad is None
+    np.testing.assert_allclose(net.bias.grad.data, first_b, rtol=1e-12)

@@ -22,12 +22,15 @@ from .plan import Plan
 
 
 class Memo:
-    """Holds the gradients of one fused call, computed by the first VJP asked and handed out
-    to the others (the engine calls one VJP per argument with the same output gradient)."""
+    """Holds the gradients of one fused call: the first VJP the engine asks for computes all of
+    them, the others (one call per argument that needs a gradient, with the same output
+    gradient) take theirs; after the last one the memo is empty again, ready for another
+    backward through a retained graph (or a replayed tape that reuses its buffers)."""
 
-    __slots__ = ("g", "grads")
+    __slots__ = ("wanted", "left", "g", "grads")
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: int) -> None:
+        self.wanted, self.left = wanted, 0
         self.g: Any = None
         self.grads: tuple = ()
 
@@ -39,13 +42,17 @@ def _fwd(x: np.ndarray, s: np.ndarray | None, w: np.ndarray, b: np.ndarray, *, p
 
 def _grads(g: Any, ans: Any, x: Any, s: Any, w: Any, b: Any, *, plan: Plan, memo: Memo,
            need_base: bool) -> tuple:
-    if memo.g is not g:
+    if not memo.left or memo.g is not g:
         if isinstance(g, Tensor) or isinstance(w, Tensor):
             memo.grads = _replayed_grads(g, plan, (x, s, w, b))
         else:
             memo.grads = plan.backward(g, ans, w, need_base)
-        memo.g = g
-    return memo.grads
+        memo.g, memo.left = g, memo.wanted
+    grads = memo.grads
+    memo.left -= 1
+    if not memo.left:
+        memo.g, memo.grads = None, ()
+    return grads
 
 
 def _vjp(i: int) -> Any:
@@ -53,7 +60,8 @@ def _vjp(i: int) -> Any:
 
 
 graph_net = defop("graph_net", _fwd, *(_vjp(i) for i in range(4)))
-"""``graph_net(x, state, weight, bias, plan=, memo=Memo(), need_base=)`` -> H (rows, batch)."""
+"""``graph_net(x, state, weight, bias, plan=, memo=Memo(n), need_base=)`` -> H (rows, batch);
+``n`` = how many of the four arguments require grad."""
 
 
 def _scatter_rows_fwd(g: np.ndarray, shape: tuple, rows: np.ndarray) -> np.ndarray:

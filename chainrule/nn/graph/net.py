@@ -136,9 +136,9 @@ class GraphNet(Module):
         return self._run_sequence(x)
 
     def _step(self, x: Tensor, s: Tensor | None) -> Tensor:
-        need_base = x.requires_grad or (s is not None and s.requires_grad)
-        return graph_net(x, s, self.weight, self.bias, plan=self._plan, memo=Memo(),
-                         need_base=need_base)
+        wanted = [a is not None and a.requires_grad for a in (x, s, self.weight, self.bias)]
+        return graph_net(x, s, self.weight, self.bias, plan=self._plan, memo=Memo(sum(wanted)),
+                         need_base=wanted[0] or wanted[1])
 
     def _run_sequence(self, x: Tensor) -> Tensor:
         plan = self._plan
