@@ -8,14 +8,28 @@ CHAINRULE_DEBUG=1 to see the traceback anyway.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .data.errors import DataError
 from .io import LoadError
+
+
+class _UsageError(Exception):
+    """A bad command line; main() reports it in one line instead of argparse's usage block."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors name the subcommand in one line and do not exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _hidden(text: str) -> list[int]:
@@ -38,20 +52,56 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+@contextlib.contextmanager
+def _removed_on_failure(out: Path) -> Iterator[None]:
+    """Remove ``out`` if the block fails and ``out`` did not exist before it."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
-    run(Path(args.out), epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    out = Path(args.out)
+    with _removed_on_failure(out):
+        run(out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
     return 0
 
 
@@ -79,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['n']} samples, task {result['task']}")
         for k, v in result.items():
             if k not in ("n", "task"):
-                print(f"  {k:10s} {v:.4f}")
+                print(f"  {k:10s} " + ("n/a" if v is None else f"{v:.4f}"))
     return 0
 
 
@@ -100,15 +150,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     else:
         from .experiments import rules as experiment
     out = Path(args.out or f"chainrule-{args.name}")
-    result = experiment.run(out)
-    print(result.table())
+    with _removed_on_failure(out):
+        experiment.run(out, seed=args.seed, quick=args.quick)  # logs its table and findings
     print(f"plots written to {out}/")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``chainrule`` command (every subcommand has --help)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chainrule",
         description="Train neural networks of arbitrary connectivity by backpropagation.",
     )
@@ -148,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     reg = tr.add_mutually_exclusive_group()
     reg.add_argument("--prior", help="weight prior for MAP training: gaussian:SCALE or "
                      "laplace:SCALE")
-    reg.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (0)")
+    reg.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
+                     help="L2 weight decay (0)")
     tr.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
                     help="stop when validation loss has not improved for PATIENCE epochs")
-    tr.add_argument("--val-fraction", type=float, default=0.2,
+    tr.add_argument("--val-fraction", type=_fraction, default=0.2,
                     help="fraction held out for validation (0.2)")
     tr.add_argument("--image-size", type=_positive_int, default=32,
                     help="images are resized to SIZE x SIZE (32)")
@@ -179,24 +230,44 @@ def build_parser() -> argparse.ArgumentParser:
                         "rules: perceptron vs Widrow-Hoff vs backpropagation.")
     ex.add_argument("name", choices=["glorot", "rules"])
     ex.add_argument("--out", help="output directory (default ./chainrule-NAME)")
+    ex.add_argument("--quick", action="store_true",
+                    help="a small subset and few epochs: seconds instead of minutes")
+    ex.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ex.set_defaults(func=cmd_experiment)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``chainrule`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``chainrule`` console script; returns the exit status."""
     try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("chainrule: interrupted", file=sys.stderr)
-        return 130
-    except (DataError, LoadError, ValueError, TypeError, OSError, ImportError) as e:
-        if os.environ.get("CHAINRULE_DEBUG"):
-            raise
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"chainrule: error: {message}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        return _fail(str(e), 2)
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            return _fail("interrupted", 130)
+        except (DataError, LoadError, ValueError, TypeError, OSError, ImportError,
+                RuntimeError) as e:
+            if os.environ.get("CHAINRULE_DEBUG"):
+                raise
+            return _fail(str(e) or type(e).__name__, 1)
+
+
+def _fail(message: str, status: int) -> int:
+    """Print ``chainrule: error: MESSAGE`` (its first line) on stderr; return ``status``."""
+    print(f"chainrule: error: {message.strip().splitlines()[0]}", file=sys.stderr)
+    return status
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object,
+                  **kwargs: object) -> None:
+    """Warnings as one ``chainrule: warning:`` line, without file names and source lines."""
+    print(f"chainrule: warning: {str(message).strip().splitlines()[0]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ Bengio (2010) showed to fail, and lets the gradient monitor say why.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,17 +71,15 @@ def run(out: Path, epochs: int = 20, seed: int = 0, progress: bool = True,
     from .workflow import TrainOptions, train
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory; choose --out")
     log("Part 1: a 64-64-10 tanh network learns handwritten digits by backpropagation\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = _digits_csv(Path(tmp) / "digits.csv")
-        opts = TrainOptions(target="digit", task="classification", hidden=[64],
-                            activation="tanh", epochs=epochs, lr=3e-3, seed=seed,
-                            progress=progress, early_stopping=5)
-        if out.exists() and not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a directory; choose --out")
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(csv, out / "digits.csv")
-        train(out / "digits.csv", out / "model", opts, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = _digits_csv(out / "digits.csv")
+    opts = TrainOptions(target="digit", task="classification", hidden=[64],
+                        activation="tanh", epochs=epochs, lr=3e-3, seed=seed,
+                        progress=progress, early_stopping=5)
+    train(csv, out / "model", opts, log=log)
     log("\nPart 2: the same job for a deep network, with a poor and a good initialisation")
     _deep_run("sigmoid", "normal", seed, out / "deep", log)
     _deep_run("tanh", "glorot_uniform", seed, out / "deep", log)

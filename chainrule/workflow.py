@@ -10,9 +10,9 @@ directory and renamed into place: a failed run leaves nothing half-written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from .io import LoadError, load, save, write_json_atomic, write_text_atomic
 from .tensor import Tensor
 
 MODEL_FORMAT = "chainrule-model"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
 OPTIMIZERS = {
     "adam": optim.Adam,
     "adamw": optim.AdamW,
@@ -99,6 +99,37 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     raise LoadError(f"unknown architecture kind {arch['kind']!r} in model.json")
 
 
+def _check_architecture(arch: Any) -> None:
+    """A LoadError naming the first field of an architecture description that is unusable."""
+    if not isinstance(arch, dict):
+        raise LoadError("its architecture is not a JSON object")
+
+    def positive(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if arch.get("kind") not in ("mlp", "convnet"):
+        raise LoadError(f"unknown architecture kind {arch.get('kind')!r}")
+    if arch.get("activation") not in ACTIVATIONS:
+        raise LoadError(f"unknown activation {arch.get('activation')!r}")
+    if not (isinstance(arch.get("hidden"), list) and all(map(positive, arch["hidden"]))):
+        raise LoadError(f"hidden sizes {arch.get('hidden')!r} are not a list of positive integers")
+    if not positive(arch.get("outputs")):
+        raise LoadError(f"outputs {arch.get('outputs')!r} is not a positive integer")
+    if arch["kind"] == "mlp" and not positive(arch.get("inputs")):
+        raise LoadError(f"inputs {arch.get('inputs')!r} is not a positive integer")
+    shape = arch.get("input_shape")
+    if arch["kind"] == "convnet" and not (
+        isinstance(shape, list) and len(shape) == 3 and all(map(positive, shape))
+        and min(shape[1:]) >= 4
+    ):
+        raise LoadError(f"input_shape {shape!r} is not [channels, height, width] (height and "
+                        "width at least 4)")
+    try:
+        nn.init.get_initializer(arch.get("init", "glorot_uniform"))
+    except ValueError:
+        raise LoadError(f"unknown initialiser {arch.get('init')!r}") from None
+
+
 # -- data ---------------------------------------------------------------------------------------
 
 
@@ -160,6 +191,10 @@ def prepare_images(path: Path, opts: TrainOptions) -> Prepared:
     if opts.task == "regression":
         raise DataError("an image folder is a classification task (one subfolder per class)")
     X, y, names = read_image_folder(path, size=opts.image_size, grayscale=opts.grayscale)
+    empty = [name for k, name in enumerate(names) if not (y == k).any()]
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} in {path} hold no readable image; "
+                        "add images or remove the folder")
     tr, va = _split(len(y), opts.val_fraction, opts.seed, y)
     spec = ImageSpec((opts.image_size, opts.image_size), opts.grayscale, names)
     return Prepared(X[tr], y[tr], X[va], y[va], "classification",
@@ -170,32 +205,75 @@ def prepare_images(path: Path, opts: TrainOptions) -> Prepared:
 
 
 def _prior(opts: TrainOptions) -> Any:
+    """The weight prior named by --prior (gaussian:SCALE or laplace:SCALE), or None."""
     if not opts.prior:
         return None
     kind, _, scale = opts.prior.partition(":")
     try:
         value = float(scale)
     except ValueError:
-        raise ValueError(f"--prior must look like gaussian:1.0 or laplace:0.1, got {opts.prior!r}")
+        value = math.nan
     priors = {"gaussian": nn.priors.Gaussian, "laplace": nn.priors.Laplace}
-    if kind not in priors or value <= 0:
+    if kind not in priors or not 0 < value < math.inf:
         raise ValueError(f"--prior must be gaussian:SCALE or laplace:SCALE with SCALE > 0, "
-                         f"got {opts.prior!r}")
+                         f"e.g. gaussian:1.0; got {opts.prior!r}")
     return priors[kind](value)
 
 
 def _check_options(opts: TrainOptions) -> None:
+    """Every option, checked before any data is read, so a typo costs no time."""
     if opts.activation not in ACTIVATIONS:
         raise ValueError(f"--activation must be one of {', '.join(ACTIVATIONS)}, "
                          f"got {opts.activation!r}")
     if opts.optimizer not in OPTIMIZERS:
         raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, "
                          f"got {opts.optimizer!r}")
-    nn.init.get_initializer(opts.init)
+    try:
+        nn.init.get_initializer(opts.init)
+    except ValueError as e:
+        raise ValueError(f"--init: {e}") from None
+    if opts.task not in (None, "classification", "regression"):
+        raise ValueError(f"--task must be classification or regression, got {opts.task!r}")
+    if not opts.hidden or any(not isinstance(h, int) or h < 1 for h in opts.hidden):
+        raise ValueError(f"--hidden needs positive layer sizes like 64,32, got {opts.hidden}")
+    patience = 1 if opts.early_stopping is None else opts.early_stopping
+    for name, value in (("--epochs", opts.epochs), ("--batch-size", opts.batch_size),
+                        ("--early-stopping", patience)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0 < opts.lr < math.inf:
+        raise ValueError(f"--lr must be a positive number, got {opts.lr}")
+    if not 0 <= opts.weight_decay < math.inf:
+        raise ValueError(f"--weight-decay must be zero or positive, got {opts.weight_decay}")
     if not 0 < opts.val_fraction < 1:
-        raise ValueError(f"the validation fraction must be between 0 and 1, got {opts.val_fraction}")
-    if any(h < 1 for h in opts.hidden):
-        raise ValueError(f"--hidden sizes must be positive, got {opts.hidden}")
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {opts.val_fraction}")
+    if not isinstance(opts.image_size, int) or opts.image_size < 4:
+        raise ValueError(f"--image-size must be at least 4 (pixels), got {opts.image_size}")
+    _prior(opts)
+
+
+def _check_out(data: Path, out: Path) -> None:
+    """Refuse an --out that train could not, or must not, replace (checked before training)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not _is_model_dir(out):
+        raise FileExistsError(f"{out} exists and is not a chainrule model directory, so train "
+                              "will not replace it; choose a new --out or remove it")
+    data, target = data.resolve(), out.resolve()
+    if data.is_relative_to(target):
+        raise ValueError(f"the data {data} is inside --out {out}, which train replaces; "
+                         "choose another --out")
+    if data.is_dir() and target.is_relative_to(data):
+        raise ValueError(f"--out {out} is inside the image folder {data}; choose another --out")
+
+
+def _is_model_dir(d: Path) -> bool:
+    """True if ``d`` holds a model.json written by ``train`` (then train may replace ``d``)."""
+    try:
+        meta = json.loads((d / "model.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, opts: TrainOptions,
@@ -206,6 +284,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, opts: TrainOptions,
 
     _check_options(opts)
     path = _existing(data)
+    _check_out(path, Path(out))
     prep = prepare_images(path, opts) if is_image_folder(path) else prepare_table(path, opts)
     arch = _architecture(prep, opts)
     manual_seed(opts.seed)
@@ -221,18 +300,19 @@ def train(data: str | os.PathLike, out: str | os.PathLike, opts: TrainOptions,
     trainer = Trainer(model, loss, optimizer, prior=_prior(opts), metrics=metrics,
                       callbacks=callbacks, progress=opts.progress, verbose=False, seed=opts.seed,
                       monitor=monitor)
-    log(f"Training a {arch['kind']} on {path} ({len(prep.y_train)} training and "
+    name = {"mlp": "an MLP", "convnet": "a conv net"}[arch["kind"]]
+    log(f"Training {name} on {path} ({len(prep.y_train)} training and "
         f"{len(prep.y_val)} validation samples, task: {prep.task})")
     history = trainer.fit((prep.X_train, y_train), val_data=(prep.X_val, y_val),
                           epochs=opts.epochs, batch_size=opts.batch_size)
     monitor.close()
-    result = {
+    result = _json_safe({
         "task": prep.task,
         "train": _metrics(trainer, prep, prep.X_train, prep.y_train),
         "validation": _metrics(trainer, prep, prep.X_val, prep.y_val),
         "best_epoch": history.best_epoch,
         "epochs_run": len(history),
-    }
+    })
     report = str(trainer.report)
     health = monitor.report()
     model_json = {"format": MODEL_FORMAT, "version": 1, "architecture": arch, "task": prep.task,
@@ -310,22 +390,65 @@ def load_model_dir(directory: str | os.PathLike) -> _Loaded:
     d = Path(directory)
     if not d.is_dir():
         raise LoadError(f"{d} is not a directory; pass the --out directory of `chainrule train`")
-    meta_path = d / "model.json"
-    if not meta_path.is_file() or not (d / "model.safetensors").is_file():
+    meta_path, weights = d / "model.json", d / "model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
         raise LoadError(f"{d} is not a chainrule model directory (model.json and "
-                        "model.safetensors expected); pass the --out directory of `chainrule train`")
+                        "model.safetensors expected); pass the --out directory of "
+                        "`chainrule train`")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
         raise LoadError(f"{meta_path} is corrupt ({e}); retrain the model") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise LoadError(f"{meta_path} was not written by `chainrule train`")
+        raise LoadError(f"{meta_path} was not written by `chainrule train`; pass the --out "
+                        "directory of `chainrule train`")
     try:
-        model = build_model(meta["architecture"])
-        model.load_state_dict(load(d / "model.safetensors"))
-        return _Loaded(model, meta["task"], meta["data"], meta.get("classes"))
-    except (KeyError, TypeError) as e:
-        raise LoadError(f"{meta_path} is incomplete (missing {e}); retrain the model") from None
+        _check_meta(meta)
+    except LoadError as e:
+        raise LoadError(f"{meta_path} is corrupt: {e}; retrain the model") from None
+    model = build_model(meta["architecture"])
+    state = load(weights)  # a LoadError naming the file if it is not intact safetensors
+    try:
+        model.load_state_dict(state)
+    except LoadError as e:
+        raise LoadError(f"{weights} does not fit {meta_path}: {e}") from None
+    if not all(np.isfinite(t.data).all() for t in state.values()):
+        raise LoadError(f"{weights} holds NaN or infinite weights; retrain the model")
+    return _Loaded(model, meta["task"], meta["data"], meta.get("classes"))
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    """Check that model.json's fields are usable and agree with each other."""
+    arch = meta.get("architecture")
+    _check_architecture(arch)
+    task, spec, classes = meta.get("task"), meta.get("data"), meta.get("classes")
+    if task not in ("classification", "regression"):
+        raise LoadError(f"unknown task {task!r}")
+    if task == "classification" and not (isinstance(classes, list)
+                                         and len(classes) == arch["outputs"]):
+        raise LoadError(f"it lists classes {classes!r} for {arch['outputs']} outputs")
+    if not isinstance(spec, dict) or spec.get("kind") not in ("table", "images"):
+        raise LoadError("its data description is missing or of an unknown kind")
+    try:
+        if spec["kind"] == "table":
+            from .data.tabular import TabularPreprocessor
+
+            pre = TabularPreprocessor.from_dict(spec["preprocessor"], verbose=False)
+            width, expected = pre.n_features, arch.get("inputs")
+            scale = (pre.target_mean, pre.target_std)
+            if task == "regression" and not all(isinstance(v, int | float) for v in scale):
+                raise LoadError(f"its target scaling {scale} is not a pair of numbers")
+        else:
+            from .data.images import ImageSpec
+
+            ispec = ImageSpec.from_dict(spec["spec"])
+            width = [ispec.channels, *ispec.size]
+            expected = arch.get("input_shape")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise LoadError(f"its {spec['kind']} preprocessing is unusable ({e})") from None
+    if width != expected:
+        raise LoadError(f"its preprocessing makes inputs of size {width} but the network takes "
+                        f"{expected}")
 
 
 def _inputs(loaded: _Loaded, data: Path, need_target: bool) -> tuple[np.ndarray, Any, Any]:
@@ -334,6 +457,9 @@ def _inputs(loaded: _Loaded, data: Path, need_target: bool) -> tuple[np.ndarray,
     if spec["kind"] == "images":
         from .data.images import ImageSpec, read_image_folder
 
+        if data.suffix.lower() in TABLE_SUFFIXES:
+            raise DataError(f"{data} is a table but this model was trained on images; pass an "
+                            "image folder" + ("" if need_target else " or image files"))
         ispec = ImageSpec.from_dict(spec["spec"])
         if need_target:
             X, y, _ = read_image_folder(data, size=ispec.size, grayscale=ispec.grayscale,
@@ -351,7 +477,12 @@ def _inputs(loaded: _Loaded, data: Path, need_target: bool) -> tuple[np.ndarray,
     if need_target and pre.target not in df.columns:
         raise DataError(f"evaluation needs the target column {pre.target!r}, which is not in "
                         f"{data.name}")
+    if not need_target and pre.target in df.columns:  # predict every row, labelled or not
+        return pre.transform(df.drop(columns=[pre.target]))[0], None, df
     X, y = pre.transform(df)
+    if y is not None and len(y) == 0:
+        raise DataError(f"every row of {data.name} lacks the target {pre.target!r}; "
+                        "nothing to evaluate")
     if y is not None and loaded.task == "regression":
         mean, std = _target_scale(loaded)
         y = ((y - mean) / std).astype(np.float32)
@@ -366,7 +497,7 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike) -> dict[str,
     X, y, _ = _inputs(loaded, _existing(data), need_target=True)
     trainer = Trainer(loaded.model, nn.CrossEntropyLoss() if loaded.task == "classification"
                       else nn.MSELoss(), progress=False, verbose=False)
-    return {"task": loaded.task, "n": int(len(X)), **_metrics(trainer, loaded, X, y)}
+    return _json_safe({"task": loaded.task, "n": int(len(X)), **_metrics(trainer, loaded, X, y)})
 
 
 def predict(model_dir: str | os.PathLike, data: str | os.PathLike,
@@ -405,34 +536,66 @@ def _existing(data: str | os.PathLike) -> Path:
     return path
 
 
+def _json_safe(obj: Any) -> Any:
+    """Non-finite floats become None, so metrics files are standard JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 class _atomic_dir:
-    """Build a directory under a temporary name and rename it into place on success only."""
+    """Build a directory under a temporary name and rename it into place on success only; on
+    failure remove it, and any parent directories made for it, leaving the old state alone."""
 
     def __init__(self, target: str | os.PathLike) -> None:
-        self.target = Path(target)
+        self.target = Path(target).resolve()
 
     def __enter__(self) -> Path:
-        parent = self.target.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
         if self.target.exists() and not self.target.is_dir():
             raise FileExistsError(f"{self.target} exists and is not a directory; choose --out")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
+        missing = [p for p in self.target.parents if not p.exists()]
+        self.created = missing[-1] if missing else None  # the outermost directory made here
+        self.tmp: Path | None = None
+        try:
+            parent = self.target.parent
+            parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
+        except BaseException:
+            self._discard()
+            raise
         return self.tmp
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
+        if exc_type is None:
+            try:
+                self._swap()
+                return
+            except BaseException:
+                self._discard()
+                raise
+        self._discard()
+
+    def _swap(self) -> None:
+        """Put the finished directory in place of the target (replacing an old model)."""
+        assert self.tmp is not None
         os.chmod(self.tmp, 0o755)
         old = None
         if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            old = self.tmp.with_name(self.tmp.name + ".old")
             os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
+        try:
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, self.target)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-
-def print_err(message: str) -> None:
-    """One line on stderr."""
-    print(message, file=sys.stderr)
+    def _discard(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
