@@ -28,14 +28,17 @@ TRACER: Any = None
 
 
 class Op:
-    """A primitive: its name (for errors and grad_fn), forward function and per-argument VJPs."""
+    """A primitive: its name (for errors and grad_fn), forward function and per-argument VJPs;
+    optionally ``out``, the forward writing into a given buffer (``out(*args, out=buf, **kw)``,
+    used by ``chainrule.compile``; ufunc forwards need none)."""
 
-    __slots__ = ("name", "fwd", "vjps")
+    __slots__ = ("name", "fwd", "vjps", "out")
 
-    def __init__(self, name: str, fwd: Callable, vjps: Any) -> None:
+    def __init__(self, name: str, fwd: Callable, vjps: Any, out: Callable | None = None) -> None:
         self.name = name
         self.fwd = fwd
         self.vjps = vjps
+        self.out = out
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -98,7 +101,7 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     if TRACER is not None:
-        TRACER.record_op(op, datas, kw, out)
+        TRACER.record_op(op, args, datas, kw, out)
     if needs and state.grad_enabled:
         t = Tensor._make(out, True, (op, args, kw))
         t._seq = _next_seq()
@@ -111,9 +114,10 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     return Tensor._make(out)
 
 
-def defop(name: str, fwd: Callable, *vjps: Callable, nary: Callable | None = None) -> Callable:
+def defop(name: str, fwd: Callable, *vjps: Callable, nary: Callable | None = None,
+          out: Callable | None = None) -> Callable:
     """Register a primitive and return the public function that applies it to tensors."""
-    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps)
+    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps, out)
 
     def call(*args: Any, **kw: Any) -> Tensor:
         return apply(op, args, kw)
@@ -149,7 +153,7 @@ def nondiff(name: str, fwd: Callable) -> Callable:
             raise _shape_error(op, args, e) from None
         out = out if type(out) is np.ndarray else np.asarray(out)
         if TRACER is not None:
-            TRACER.record_op(op, datas, kw, out)
+            TRACER.record_op(op, args, datas, kw, out)
         return Tensor._make(out)
 
     call.__name__ = name

@@ -42,6 +42,14 @@ def _linear_fwd(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np
     return out
 
 
+def _linear_out(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                out: np.ndarray) -> np.ndarray:
+    np.matmul(x, w.T, out=out)
+    if b is not None:
+        np.add(out, b, out=out)
+    return out
+
+
 def _linear_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
     if g.ndim == 1:  # a single input vector: the outer product g x^T
         return np.expand_dims(g, -1) * x
@@ -52,7 +60,7 @@ def _linear_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
 
 
 def _linear_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
-    return np.sum(g, axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+    return g.sum(axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
 
 
 matmul = defop("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
@@ -62,6 +70,7 @@ _linear = defop(
     lambda g, ans, x, w, b=None: g @ w,
     _linear_vjp_w,
     _linear_vjp_b,
+    out=_linear_out,
 )
 
 

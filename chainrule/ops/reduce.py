@@ -73,8 +73,25 @@ def _numpy_reduction(f: Any) -> Any:
     return lambda x, axis=None, keepdims=False: f(x, axis, keepdims=keepdims)
 
 
-sum_ = defop("sum", _numpy_reduction(np.sum), _sum_vjp)
-mean_ = defop("mean", _numpy_reduction(np.mean), _mean_vjp)
+def _sum_fwd(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    # the ufunc's own reduce: same result as np.sum, without its Python wrapper (~2 us less)
+    if x.ndim and x.dtype.kind in "fc":
+        return np.add.reduce(x, axis, keepdims=keepdims)
+    return np.sum(x, axis, keepdims=keepdims)
+
+
+def _sum_out(x: np.ndarray, axis: Any = None, keepdims: bool = False, *,
+             out: np.ndarray) -> np.ndarray:
+    return np.add.reduce(x, axis, dtype=out.dtype, out=out, keepdims=keepdims)
+
+
+def _mean_out(x: np.ndarray, axis: Any = None, keepdims: bool = False, *,
+              out: np.ndarray) -> np.ndarray:
+    return np.mean(x, axis, keepdims=keepdims, out=out)
+
+
+sum_ = defop("sum", _sum_fwd, _sum_vjp, out=_sum_out)
+mean_ = defop("mean", _numpy_reduction(np.mean), _mean_vjp, out=_mean_out)
 amax_ = defop("max", _numpy_reduction(np.max), _extreme_vjp)
 amin_ = defop("min", _numpy_reduction(np.min), _extreme_vjp)
 logsumexp_ = defop("logsumexp", _logsumexp_fwd, _logsumexp_vjp)

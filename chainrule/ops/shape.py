@@ -19,12 +19,23 @@ def _sum_to_fwd(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum a broadcast array back down to ``shape`` (the adjoint of broadcasting)."""
     if x.shape == shape:
         return x
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
-    )
-    out = np.sum(x, axis=axes, keepdims=True) if axes else x
+    axes = _sum_to_axes(x.shape, shape)
+    out = np.add.reduce(x, axis=axes, keepdims=True) if axes else x
     return out.reshape(shape)
+
+
+def _sum_to_axes(have: tuple, shape: tuple) -> tuple:
+    lead = len(have) - len(shape)
+    return tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and have[i + lead] != 1
+    )
+
+
+def _sum_to_out(x: np.ndarray, shape: tuple, *, out: np.ndarray) -> np.ndarray:
+    axes = _sum_to_axes(x.shape, shape)
+    keep = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    np.add.reduce(x, axis=axes, keepdims=True, out=out.reshape(keep))
+    return out
 
 
 def _shape_of(a: Any) -> tuple:
@@ -41,7 +52,8 @@ broadcast_to_ = defop(
     lambda x, shape: np.broadcast_to(x, shape),
     lambda g, ans, x, shape: sum_to(g, x.shape),
 )
-sum_to_ = defop("sum_to", _sum_to_fwd, lambda g, ans, x, shape: np.broadcast_to(g, x.shape))
+sum_to_ = defop("sum_to", _sum_to_fwd, lambda g, ans, x, shape: np.broadcast_to(g, x.shape),
+                out=_sum_to_out)
 sum_to = poly(sum_to_)
 swapaxes_ = defop(
     "transpose",

@@ -1,0 +1,568 @@
+"""``chainrule.compile``: trace one call of a training step, then replay it as straight-line NumPy.
+
+The first call of ``step = chainrule.compile(fn)`` runs ``fn`` eagerly (a real step) while a
+tracer records every primitive it applies, the backward pass (each VJP re-expressed in primitives
+where that is safe, else called whole), in-place tensor updates and optimiser/scheduler calls.
+From that tape it writes one Python function of plain NumPy calls, with no Tensor or graph built
+per step: ufunc-shaped results go into buffers allocated once (``out=``); an elementwise result
+reuses the buffer of an input that dies there (chains of elementwise ops run in place in one
+buffer); views of fixed buffers are taken once; parameters' gradients land in fixed buffers bound
+to ``.grad``; optimisers run their own in-place ``step()``. ``step.source`` shows the code.
+
+Rules (as ``jax.jit``): one tape per input signature - a new shape, dtype or non-array argument
+traces again (up to ``max_tapes`` kept); Python code in ``fn`` runs only while tracing, so reading
+a tensor's value there (``.item()``, ``float(t)``, ``bool(t)``, ``.numpy()``, ``.tolist()``)
+raises ``CompileError`` naming the line, and so do random draws (dropout in training mode) and
+gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays are reused from step
+to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), the step
+traces again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ._random import default_generator
+from .ops import _core
+from .ops._core import Op, user_frame
+from .tensor import Tensor
+
+__all__ = ["compile", "Compiled", "CompileError"]
+
+
+class CompileError(RuntimeError):
+    """The step can't be traced faithfully (value-dependent Python, randomness, hooks, ...)."""
+
+
+class _Node:
+    """One recorded call. kind: "op" (primitive forward), "call" (a VJP called whole), "effect"
+    (in-place update of an array), "leaf" (a gradient reaching a leaf's .grad), "opaque" (an
+    optimiser or scheduler method, called again on replay)."""
+
+    __slots__ = ("kind", "fn", "args", "kw", "out", "op", "tensor")
+
+    def __init__(self, kind: str, fn: Any, args: tuple, kw: dict, out: Any = None,
+                 op: Op | None = None, tensor: Tensor | None = None) -> None:
+        self.kind, self.fn, self.args, self.kw, self.out = kind, fn, args, kw, out
+        self.op, self.tensor = op, tensor
+
+
+class _Tracer:
+    """Receives the engine's notifications (``ops._core.TRACER``) while ``fn`` runs once."""
+
+    def __init__(self) -> None:
+        self.nodes: list[_Node] = []
+        self.tensors: dict[int, Tensor] = {}  # id(array) -> a tensor that held it (for guards)
+
+    def record_op(self, op: Op, args: tuple, datas: list, kw: dict, out: np.ndarray) -> None:
+        for a in args:
+            if isinstance(a, Tensor):
+                self.tensors.setdefault(id(a.data), a)
+        self.nodes.append(_Node("op", op.fwd, tuple(datas), dict(kw), out, op=op))
+
+    def record_effect(self, fn: Callable, args: tuple, kw: dict) -> None:
+        self.nodes.append(_Node("effect", fn, tuple(args), dict(kw)))
+
+    def record_leaf(self, t: Tensor, g: np.ndarray) -> None:
+        self.nodes.append(_Node("leaf", None, (g,), {}, tensor=t))
+
+    def call_vjp(self, vjp: Callable, g: Tensor, ans: Tensor, args: Any, kw: dict) -> Tensor:
+        """Run a VJP on Tensors, so its primitives are recorded one by one - unless an array
+        hides in its non-tensor arguments (labels, index arrays): NumPy work on those would be
+        frozen, so then the VJP is recorded and replayed whole."""
+        if not any(isinstance(v, np.ndarray) for v in _flat((args, kw), skip=Tensor)):
+            return vjp(g, ans, *args, **kw)
+        datas = (g.data, ans.data, *(a.data if isinstance(a, Tensor) else a for a in args))
+        out = np.asarray(vjp(*datas, **kw))
+        self.nodes.append(_Node("call", vjp, datas, dict(kw), out))
+        return Tensor._make(out)
+
+    def record_opaque(self, method: Callable, args: tuple, kw: dict) -> None:
+        self.nodes.append(_Node("opaque", method, args, kw))
+
+    def value_read(self, t: Tensor, what: str) -> None:
+        raise CompileError(
+            f"compile: the step reads a tensor's value ({what}) at {user_frame()}; the tape "
+            "would freeze whatever Python did with it. Return the tensor from the step and read "
+            "it outside, or don't compile this step"
+        )
+
+    def unsupported(self, what: str) -> None:
+        raise CompileError(f"compile: {what} is not supported in a compiled step "
+                           f"(at {user_frame()}); remove it or don't compile this step")
+
+
+def _flat(x: Any, skip: type | None = None) -> Iterator[Any]:
+    """Every leaf value inside nested tuples, lists, dicts and slices."""
+    if isinstance(x, (tuple, list)):
+        for v in x:
+            yield from _flat(v, skip)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _flat(v, skip)
+    elif isinstance(x, slice):
+        yield from _flat((x.start, x.stop, x.step), skip)
+    elif skip is None or not isinstance(x, skip):
+        yield x
+
+
+# -- optimisers and schedulers: their Python methods are replayed as calls ----------------------
+def _opaque_methods() -> list[tuple[type, str]]:
+    """(class, method) pairs whose calls are recorded whole: every optimiser's step/zero_grad and
+    every learning-rate scheduler's step (they keep Python state such as step counts)."""
+    from .optim import Optimizer
+    from .optim.lr_scheduler import LRScheduler
+
+    pairs = []
+    for base, names in ((Optimizer, ("step", "zero_grad")), (LRScheduler, ("step",))):
+        todo, seen = [base], set()
+        while todo:
+            cls = todo.pop()
+            if cls in seen:
+                continue
+            seen.add(cls)
+            todo.extend(cls.__subclasses__())
+            pairs.extend((cls, n) for n in names if n in cls.__dict__)
+    return pairs
+
+
+@contextlib.contextmanager
+def _intercept_opaque(tracer: _Tracer) -> Iterator[None]:
+    """While tracing, optimiser/scheduler methods record themselves and run untraced."""
+    saved = []
+
+    def wrap(orig: Callable) -> Callable:
+        def method(self: Any, *args: Any, **kw: Any) -> Any:
+            if _core.TRACER is not tracer:  # nested call (super().step) or not tracing
+                return orig(self, *args, **kw)
+            tracer.record_opaque(orig.__get__(self), args, kw)
+            _core.TRACER = None
+            try:
+                return orig(self, *args, **kw)
+            finally:
+                _core.TRACER = tracer
+
+        return method
+
+    try:
+        for cls, name in _opaque_methods():
+            orig = cls.__dict__[name]
+            saved.append((cls, name, orig))
+            setattr(cls, name, wrap(orig))
+        yield
+    finally:
+        for cls, name, orig in saved:
+            setattr(cls, name, orig)
+
+
+# -- the compiled function --------------------------------------------------------------------
+class Compiled:
+    """A training step traced once per input signature and replayed as generated NumPy code."""
+
+    def __init__(self, fn: Callable, max_tapes: int = 8) -> None:
+        self.fn = fn
+        self.max_tapes = max_tapes
+        self._tapes: dict[tuple, _Tape] = {}
+        self.traces = 0  # how many times fn was traced (for tests and curiosity)
+
+    def __call__(self, *args: Any) -> Any:
+        key = _signature(args)
+        tape = self._tapes.get(key)
+        if tape is not None:
+            result = tape.run(args)
+            if result is not _RETRACE:
+                return result
+        return self._trace(key, args)
+
+    @property
+    def source(self) -> str:
+        """The generated code of the most recent tape."""
+        if not self._tapes:
+            return ""
+        return next(reversed(self._tapes.values())).source
+
+    def _trace(self, key: tuple, args: tuple) -> Any:
+        if _core.TRACER is not None:
+            raise CompileError("compile: a compiled step can't be called while another is traced")
+        inputs = [np.array(a.data if isinstance(a, Tensor) else a) if _is_array(a) else None
+                  for a in args]
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                raise CompileError(
+                    "compile: an argument requires grad; pass data as arguments and keep "
+                    "parameters in the model (or the closure)"
+                )
+        call_args = [a if buf is None else (Tensor._make(buf) if isinstance(a, Tensor) else buf)
+                     for a, buf in zip(args, inputs, strict=True)]
+        tracer = _Tracer()
+        rng_state = default_generator.get_state()
+        _core.TRACER = tracer
+        try:
+            with _intercept_opaque(tracer):
+                result = self.fn(*call_args)
+        finally:
+            _core.TRACER = None
+        if default_generator.get_state() != rng_state:
+            raise CompileError(
+                "compile: the step draws random numbers (dropout in training mode?); the tape "
+                "would repeat the same draw every step. Don't compile this step (or use eval())"
+            )
+        self.traces += 1
+        tape = _Tape(tracer, args, inputs, result)
+        if len(self._tapes) >= self.max_tapes:
+            self._tapes.pop(next(iter(self._tapes)))
+        self._tapes[key] = tape
+        return _copy_out(result)
+
+
+def compile(fn: Callable, *, max_tapes: int = 8) -> Compiled:  # noqa: A001 (chainrule.compile)
+    """Compile a training step ``fn(*inputs)`` (forward, backward, optimiser update) into a
+    replayed tape; see the module docstring for the rules."""
+    return Compiled(fn, max_tapes)
+
+
+def _is_array(a: Any) -> bool:
+    return isinstance(a, (Tensor, np.ndarray))
+
+
+def _signature(args: tuple) -> tuple:
+    """Cache key: type, shape and dtype of array arguments, the value of the others."""
+    key = []
+    for a in args:
+        if _is_array(a):
+            d = a.data if isinstance(a, Tensor) else a
+            key.append((isinstance(a, Tensor), d.shape, d.dtype.str))
+        else:
+            try:
+                hash(a)
+            except TypeError:
+                raise TypeError(
+                    f"compile: non-array arguments must be hashable (they select the tape), got "
+                    f"{type(a).__name__}; pass arrays as Tensors or ndarrays"
+                ) from None
+            key.append(("static", type(a).__name__, a))
+    return tuple(key)
+
+
+def _copy_out(x: Any) -> Any:
+    """The step's result with every tensor replaced by a graph-free copy."""
+    if isinstance(x, Tensor):
+        return Tensor._make(np.array(x.data))
+    if isinstance(x, tuple):
+        return tuple(_copy_out(v) for v in x)
+    if isinstance(x, list):
+        return [_copy_out(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _copy_out(v) for k, v in x.items()}
+    return x
+
+
+_RETRACE = object()
+
+
+# -- from the tape to code ---------------------------------------------------------------------
+class _Value:
+    """An array of the tape: where it comes from and how the generated code names it."""
+
+    __slots__ = ("name", "kind", "node", "roots", "array")
+
+    def __init__(self, name: str, kind: str, node: int, roots: tuple, array: Any) -> None:
+        self.name = name    # expression in the generated code
+        self.kind = kind    # "input", "ext", "buf" (out= buffer), "view" (hoisted), "dyn"
+        self.node = node    # index of the producing node (-1 for inputs/externals)
+        self.roots = roots  # ids of the buffers it lives in (itself, or its bases)
+        self.array = array  # the static array (inputs, externals, buffers, hoisted views)
+
+
+def _out_form(node: _Node) -> Callable | None:
+    """How to run this node into a given buffer, if it can: ufuncs take ``out=``; an op may
+    register an out-form with ``defop(..., out=f)``."""
+    if node.kind != "op":
+        return None
+    if isinstance(node.fn, np.ufunc) and node.fn.nout == 1 and not node.kw:
+        return node.fn
+    return getattr(node.op, "out", None)
+
+
+class _Tape:
+    """The generated replay function of one trace, with its buffers and guards."""
+
+    def __init__(self, tracer: _Tracer, args: tuple, inputs: list, result: Any) -> None:
+        self.ns: dict[str, Any] = {"_Tensor_make": Tensor._make, "_array": np.array,
+                                   "_RETRACE": _RETRACE, "_leaf_copy": _leaf_copy,
+                                   "_leaf_acc": _leaf_acc, "_empty_like": np.empty_like,
+                                   "_copyto": np.copyto}
+        self.values: dict[int, _Value] = {}
+        self.names = itertools.count()
+        self.lines: list[str] = []
+        self._leaf_tensor: dict[int, str] = {}
+        self._build(tracer, args, inputs, result)
+
+    # names for constants and functions in the generated code's namespace
+    def _const(self, obj: Any, prefix: str = "c") -> str:
+        name = f"{prefix}{next(self.names)}"
+        self.ns[name] = obj
+        return name
+
+    def _expr(self, x: Any) -> str:
+        """Source text that evaluates to ``x`` at replay (arrays by their tape names)."""
+        if isinstance(x, np.ndarray):
+            v = self.values.get(id(x))
+            return v.name if v is not None else self._external(x)
+        if x is None or isinstance(x, (bool, int, str)) and type(x) in (bool, int, str):
+            return repr(x)
+        if type(x) is float and np.isfinite(x):
+            return repr(x)
+        if isinstance(x, tuple):
+            return "(" + "".join(self._expr(v) + ", " for v in x) + ")"
+        if isinstance(x, list):
+            return "[" + ", ".join(self._expr(v) for v in x) + "]"
+        if isinstance(x, slice):
+            return f"slice({self._expr(x.start)}, {self._expr(x.stop)}, {self._expr(x.step)})"
+        if x is Ellipsis:
+            return "..."
+        return self._const(x)
+
+    def _external(self, a: np.ndarray) -> str:
+        """An array the step reads but did not make (a parameter, a constant)."""
+        name = self._const(a, "e")
+        self.values[id(a)] = _Value(name, "ext", -1, (id(a),), a)
+        return name
+
+    def _call(self, fn_name: str, node: _Node, out: str | None = None) -> str:
+        parts = [self._expr(a) for a in node.args]
+        parts += [f"{k}={self._expr(v)}" for k, v in node.kw.items()]
+        if out is not None:
+            parts.append(f"out={out}")
+        return f"{fn_name}({', '.join(parts)})"
+
+    def _build(self, tracer: _Tracer, args: tuple, inputs: list, result: Any) -> None:
+        nodes = tracer.nodes
+        in_names = []
+        for k, buf in enumerate(inputs):
+            if buf is not None:
+                name = self._const(buf, "x")
+                self.values[id(buf)] = _Value(name, "input", -1, (id(buf),), buf)
+                in_names.append((k, name, isinstance(args[k], Tensor)))
+        outputs = [t.data for t in _flat(result) if isinstance(t, Tensor)]
+        live = _live_nodes(nodes, outputs)
+        escaping = self._plan(nodes, live, outputs)
+        body = [f"_copyto({name}, a{k}{'.data' if tensor_in else ''})"
+                for k, name, tensor_in in in_names]
+        guards = self._guards(tracer)
+        body = guards + body + self.lines
+        body.append("return " + self._result_expr(result))
+        nargs = len(inputs)
+        params = ", ".join(f"a{k}" for k in range(nargs))
+        self.source = f"def replay({params}):\n" + "".join(f"    {ln}\n" for ln in body)
+        exec(self.source, self.ns)  # noqa: S102 (code generated from the tape above)
+        self.replay = self.ns["replay"]
+        self.escaping = escaping
+
+    def _guards(self, tracer: _Tracer) -> list[str]:
+        """Retrace if a tensor whose array the tape reads got a new array (model.to(...))."""
+        conds = []
+        for v in self.values.values():
+            t = tracer.tensors.get(id(v.array)) if v.kind == "ext" else None
+            if t is not None:
+                conds.append(f"{self._const(t, 't')}.data is not {v.name}")
+        if not conds:
+            return []
+        return [f"if {' or '.join(conds)}:", "    return _RETRACE"]
+
+    def _result_expr(self, x: Any) -> str:
+        if isinstance(x, Tensor):
+            v = self.values.get(id(x.data))
+            src = v.name if v is not None else self._external(x.data)
+            return f"_Tensor_make(_array({src}))"
+        if isinstance(x, tuple):
+            return "(" + "".join(self._result_expr(v) + ", " for v in x) + ")"
+        if isinstance(x, list):
+            return "[" + ", ".join(self._result_expr(v) for v in x) + "]"
+        if isinstance(x, dict):
+            return "{" + ", ".join(f"{self._expr(k)}: {self._result_expr(v)}"
+                                   for k, v in x.items()) + "}"
+        return self._expr(x)
+
+    def run(self, args: tuple) -> Any:
+        return self.replay(*args)
+
+    # -- planning: classify every result, give buffers, write one line per node ---------------
+    def _plan(self, nodes: list[_Node], live: list[bool], outputs: list) -> set[int]:
+        # 0. gradients that reach exactly one leaf (of their dtype) get a buffer of their own
+        reach: dict[int, list[_Node]] = {}
+        for j, node in enumerate(nodes):
+            if live[j] and node.kind == "leaf":
+                reach.setdefault(id(node.args[0]), []).append(node)
+        self._leaf_tensor = {
+            k: self._const(ns[0].tensor, "p") for k, ns in reach.items()
+            if len(ns) == 1 and ns[0].args[0].dtype == ns[0].tensor.data.dtype
+        }
+        # 1. what each node's result is, and where it lives (roots)
+        kinds: list[str | None] = []
+        for j, node in enumerate(nodes):
+            if not live[j] or node.out is None:
+                kinds.append(None)
+                continue
+            arrays = [a for a in _flat((node.args, node.kw)) if isinstance(a, np.ndarray)]
+            for a in arrays:
+                if id(a) not in self.values:
+                    self._external(a)
+            out = node.out
+            if any(out is a for a in arrays):
+                kinds.append("alias")
+                continue
+            shared = [a for a in arrays if np.may_share_memory(out, a)]
+            roots = tuple({r for a in shared for r in self.values[id(a)].roots}) or (id(out),)
+            static = all(self.values[id(a)].kind not in ("dyn", "lbuf") for a in arrays)
+            if shared:
+                kind = "view" if static and node.kind == "op" else "dyn"
+            elif _out_form(node) is not None:
+                kind = "lbuf" if id(out) in self._leaf_tensor else "buf"
+            else:
+                kind = "dyn"
+            kinds.append(kind)
+            self.values[id(out)] = _Value("", kind, j, roots, None)
+        # 2. liveness of buffers: last node reading each root; escaping ones live forever
+        last: dict[int, int] = {}
+        for j, node in enumerate(nodes):
+            if live[j]:
+                for a in _flat((node.args, node.kw)):
+                    if isinstance(a, np.ndarray):
+                        for r in self.values[id(a)].roots:
+                            last[r] = j
+        escaping = set()
+        for j, node in enumerate(nodes):
+            if live[j] and node.kind == "leaf":
+                escaping.update(self.values[id(node.args[0])].roots)
+        for a in outputs:
+            if id(a) in self.values:
+                escaping.update(self.values[id(a)].roots)
+        for r in escaping:
+            last[r] = len(nodes)
+        # 3. buffers and code, node by node
+        free: dict[tuple, list[np.ndarray]] = {}
+        owner: dict[int, np.ndarray] = {}  # root id -> its buffer
+        for j, node in enumerate(nodes):
+            if not live[j]:
+                continue
+            kind = kinds[j]
+            if node.kind == "leaf":
+                self._emit_leaf(node)
+            elif kind == "alias":
+                src = next(a for a in _flat((node.args, node.kw)) if a is node.out)
+                self.values[id(node.out)] = self.values[id(src)]
+            elif kind in ("buf", "lbuf"):
+                self._emit_buf(j, node, owner, free, last, escaping)
+            elif kind == "view":
+                v = self.values[id(node.out)]
+                args = [self._static(a) for a in node.args]
+                kw = {k: self._static(a) for k, a in node.kw.items()}
+                v.array = np.asarray(node.fn(*args, **kw))
+                v.name = self._const(v.array, "v")
+            elif kind == "dyn":
+                v = self.values[id(node.out)]
+                v.name = f"d{j}"
+                self.lines.append(f"{v.name} = {self._call(self._const(node.fn, 'f'), node)}")
+            else:  # effects and optimiser calls
+                self.lines.append(self._call(self._const(node.fn, "f"), node))
+            for r, end in list(last.items()):  # buffers whose last reader was this node
+                if end == j and r in owner:
+                    buf = owner.pop(r)
+                    free.setdefault((buf.shape, buf.dtype.str), []).append(buf)
+                    del last[r]
+        return escaping
+
+    def _static(self, a: Any) -> Any:
+        """The build-time object for an argument of a hoisted view."""
+        if isinstance(a, np.ndarray):
+            return self.values[id(a)].array
+        if isinstance(a, tuple):
+            return tuple(self._static(v) for v in a)
+        return a
+
+    def _emit_buf(self, j: int, node: _Node, owner: dict, free: dict, last: dict,
+                  escaping: set) -> None:
+        out = node.out
+        v = self.values[id(out)]
+        key = (out.shape, out.dtype.str)
+        buf = None
+        fn = node.fn
+        if v.kind == "buf" and isinstance(fn, np.ufunc) and fn.signature is None:
+            for a in node.args:  # elementwise: in place into an input that dies here
+                src = self.values.get(id(a)) if isinstance(a, np.ndarray) else None
+                r = id(a)
+                if (src is not None and src.kind == "buf" and src.roots == (r,)
+                        and r in owner and last.get(r) == j and r not in escaping
+                        and (a.shape, a.dtype.str) == key):
+                    buf = owner.pop(r)
+                    del last[r]
+                    break
+        if buf is None:
+            pool = free.get(key) if v.kind == "buf" else None
+            buf = pool.pop() if pool else np.empty(out.shape, out.dtype)
+        owner[id(out)] = buf
+        v.array = buf
+        call_fn = self._const(_out_form(node), "f")
+        if v.kind == "lbuf":  # a parameter's gradient: its own buffer, unless .grad still has it
+            base, t = self._const(buf, "g"), self._leaf_tensor[id(out)]
+            v.name = f"l{j}"
+            self.lines.append(f"{v.name} = {base} if {t}.grad is None or {t}.grad.data is not "
+                              f"{base} else _empty_like({base})")
+        else:
+            v.name = self._const(buf, "b")
+        self.lines.append(self._call(call_fn, node, out=v.name))
+
+    def _emit_leaf(self, node: _Node) -> None:
+        g = node.args[0]
+        v = self.values[id(g)]
+        if v.kind == "lbuf":
+            holder = self._const(Tensor._make(v.array), "h")
+            self.lines.append(f"_leaf_acc({self._leaf_tensor[id(g)]}, {v.name}, {holder})")
+        else:
+            t = self._const(node.tensor, "p")
+            self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
+
+
+def _leaf_copy(t: Tensor, g: Any) -> None:
+    """A gradient reaches leaf ``t`` (eager semantics: a fresh array, or added in place)."""
+    g = np.asarray(g, dtype=t.data.dtype)
+    if t.grad is None:
+        t.grad = Tensor._make(np.array(g))
+    else:
+        _leaf_acc(t, g, None)
+
+
+def _leaf_acc(t: Tensor, g: np.ndarray, holder: Tensor | None) -> None:
+    """Bind the fixed gradient buffer ``g`` to ``t.grad`` (through ``holder``), or add it in."""
+    if t.grad is None:
+        holder.data = g
+        t.grad = holder
+        return
+    acc = t.grad.data
+    if acc is g:
+        return
+    if acc.shape == g.shape and acc.dtype == g.dtype and acc.flags.writeable:
+        np.add(acc, g, out=acc)
+    else:
+        t.grad.data = acc + g
+
+
+def _live_nodes(nodes: list[_Node], outputs: list) -> list[bool]:
+    """Dead-code elimination: a node is kept if it has an effect or feeds one or an output."""
+    needed = {id(a) for a in outputs}
+    live = [False] * len(nodes)
+    for j in range(len(nodes) - 1, -1, -1):
+        node = nodes[j]
+        if node.kind in ("op", "call") and id(node.out) not in needed:
+            continue
+        live[j] = True
+        for a in _flat((node.args, node.kw)):
+            if isinstance(a, np.ndarray):
+                needed.add(id(a))
+    return live
