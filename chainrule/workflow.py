@@ -153,9 +153,14 @@ class Prepared:
 
 
 def _split(n: int, fraction: float, seed: int, labels: np.ndarray | None) -> tuple:
+    """Training and validation indices, stratified by class unless the classes are too small
+    for every one of them to give a validation sample."""
     from .data.tabular import train_val_split
 
-    return train_val_split(n, val_fraction=fraction, seed=seed, stratify=labels)
+    try:
+        return train_val_split(n, val_fraction=fraction, seed=seed, stratify=labels)
+    except DataError:
+        return train_val_split(n, val_fraction=fraction, seed=seed)
 
 
 def prepare_table(path: Path, opts: TrainOptions) -> Prepared:
