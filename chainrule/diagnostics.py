@@ -491,13 +491,14 @@ def activation_stats(a: np.ndarray, kind: str, threshold: float = 0.97) -> dict[
     mean, std = _mean_std(a)
     saturated = dead = None
     if kind == "sigmoid":
-        saturated = (np.count_nonzero(a < 1 - threshold) + np.count_nonzero(a > threshold)) / a.size
+        saturated = float(np.count_nonzero(a < 1 - threshold) + np.count_nonzero(a > threshold))
+        saturated /= a.size
     elif kind in _SATURATING:
-        saturated = np.count_nonzero(np.abs(a) > threshold) / a.size
+        saturated = float(np.count_nonzero(np.abs(a) > threshold)) / a.size
     elif kind == "relu":
         positive = a > 0
         alive = positive.any(axis=(0, *range(2, a.ndim))) if a.ndim >= 2 else positive
-        dead = 1.0 - np.count_nonzero(alive) / alive.size
+        dead = 1.0 - float(np.count_nonzero(alive)) / alive.size
     return {"act_mean": mean, "act_std": std, "saturated": saturated, "dead": dead}
 
 
@@ -579,12 +580,18 @@ def _norm(arrays: Iterable[np.ndarray]) -> float:
 
 
 def _mean_std(a: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of all values of ``a``, cheaply (two BLAS-speed passes)."""
-    if a.size == 0:
+    """Mean and standard deviation of all values of ``a``, cheaply: one pass for the sum and
+    one BLAS dot for the sum of squares; two-pass when the spread is too small for that."""
+    n = a.size
+    if n == 0:
         return math.nan, math.nan
-    mean = float(a.sum()) / a.size  # pairwise summation: accurate in float32 too
-    d = a - a.dtype.type(mean) if a.dtype.kind == "f" else a - mean
-    return mean, math.sqrt(float(np.vdot(d, d)) / a.size)
+    mean = float(a.sum()) / n  # pairwise summation: accurate in float32 too
+    var = float(np.vdot(a, a)) / n - mean * mean
+    if not var > 1e-4 * mean * mean:  # cancellation (or NaN/Inf): subtract the mean first
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = a - a.dtype.type(mean) if a.dtype.kind == "f" else a - mean
+            var = float(np.vdot(d, d)) / n
+    return mean, math.sqrt(max(var, 0.0))
 
 
 def _subsample(a: np.ndarray, n: int) -> np.ndarray:
