@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import autograd, data, nn, optim, train
+from . import autograd, data, diagnostics, nn, optim, train
 from ._mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ._random import Generator, default_generator, manual_seed
 from .autograd import hessian, jacobian, value_and_grad
