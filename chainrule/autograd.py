@@ -141,8 +141,7 @@ def run_backward(
                 g = _visit(t, g, create_graph, tracer, given, wanted, results)
             if wanted is None:
                 if tracer is not None and not create_graph:
-                    tracer.record_leaf(t, g.data)
-                    g = g.data
+                    g = _traced_leaf_grad(t, g, tracer, given)
                 _accumulate_leaf(t, g, create_graph, given)
     finally:
         state.grad_enabled = prev_mode
@@ -176,6 +175,16 @@ def _visit(t: Tensor, g: Any, create_graph: bool, tracer: Any, given: set[int],
     if wanted is not None and id(t) in wanted:
         results[wanted[id(t)]] = g if isinstance(g, Tensor) else Tensor._make(g)
     return g
+
+
+def _traced_leaf_grad(t: Tensor, g: Tensor, tracer: Any, given: set[int]) -> np.ndarray:
+    """Under compile's tracer: the array that will become (or be added to) ``t.grad``, copied
+    by a recorded op where the eager path would copy, so the tape knows it by identity."""
+    arr = g.data
+    if t.grad is None and (id(arr) in given or not (arr.flags.owndata and arr.flags.writeable)):
+        arr = clone(g).data
+    tracer.record_leaf(t, arr)
+    return arr
 
 
 def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> None:

@@ -212,6 +212,13 @@ class Compiled:
                 "compile: the step draws random numbers (dropout in training mode?); the tape "
                 "would repeat the same draw every step. Don't compile this step (or use eval())"
             )
+        for v in _flat(result):
+            if not (v is None or isinstance(v, Tensor)):
+                raise CompileError(
+                    f"compile: the step returned a {type(v).__name__}, which the tape would "
+                    "freeze at its first value; return tensors (e.g. the loss) and convert "
+                    "them outside the step"
+                )
         self.traces += 1
         tape = _Tape(tracer, args, inputs, result)
         if len(self._tapes) >= self.max_tapes:
@@ -356,6 +363,9 @@ class _Tape:
                 for k, name, tensor_in in in_names]
         guards = self._guards(tracer)
         body = guards + body + self.lines
+        for node in nodes:  # a step that ends with p.grad = None: do it again on replay
+            if node.kind == "leaf" and node.tensor.grad is None:
+                body.append(f"{self._const(node.tensor, 'p')}.grad = None")
         body.append("return " + self._result_expr(result))
         nargs = len(inputs)
         params = ", ".join(f"a{k}" for k in range(nargs))
@@ -459,13 +469,9 @@ class _Tape:
                 self.values[id(node.out)] = self.values[id(src)]
             elif kind in ("buf", "lbuf"):
                 self._emit_buf(j, node, owner, free, last, escaping)
-            elif kind == "view":
-                v = self.values[id(node.out)]
-                args = [self._static(a) for a in node.args]
-                kw = {k: self._static(a) for k, a in node.kw.items()}
-                v.array = np.asarray(node.fn(*args, **kw))
-                v.name = self._const(v.array, "v")
-            elif kind == "dyn":
+            elif kind == "view" and self._hoist(node):
+                pass
+            elif kind in ("view", "dyn"):
                 v = self.values[id(node.out)]
                 v.name = f"d{j}"
                 self.lines.append(f"{v.name} = {self._call(self._const(node.fn, 'f'), node)}")
@@ -474,9 +480,26 @@ class _Tape:
             for r, end in list(last.items()):  # buffers whose last reader was this node
                 if end == j and r in owner:
                     buf = owner.pop(r)
-                    free.setdefault((buf.shape, buf.dtype.str), []).append(buf)
+                    free.setdefault((buf.shape, buf.dtype.str, buf.strides), []).append(buf)
                     del last[r]
         return escaping
+
+    def _hoist(self, node: _Node) -> bool:
+        """Take a view of fixed arrays once, now; False if here it would not be a view."""
+        v = self.values[id(node.out)]
+        v.kind = "dyn"
+        if any(self.values[id(a)].kind in ("dyn", "lbuf") for a in _flat((node.args, node.kw))
+               if isinstance(a, np.ndarray)):
+            return False
+        args = [self._static(a) for a in node.args]
+        kw = {k: self._static(a) for k, a in node.kw.items()}
+        view = np.asarray(node.fn(*args, **kw))
+        bases = [a for a in _flat((args, kw)) if isinstance(a, np.ndarray)]
+        if not any(np.may_share_memory(view, b) for b in bases):
+            return False
+        v.array, v.kind = view, "view"
+        v.name = self._const(view, "v")
+        return True
 
     def _static(self, a: Any) -> Any:
         """The build-time object for an argument of a hoisted view."""
@@ -490,7 +513,7 @@ class _Tape:
                   escaping: set) -> None:
         out = node.out
         v = self.values[id(out)]
-        key = (out.shape, out.dtype.str)
+        key = (out.shape, out.dtype.str, out.strides)  # same layout: views of it behave alike
         buf = None
         fn = node.fn
         if v.kind == "buf" and isinstance(fn, np.ufunc) and fn.signature is None:
@@ -499,13 +522,13 @@ class _Tape:
                 r = id(a)
                 if (src is not None and src.kind == "buf" and src.roots == (r,)
                         and r in owner and last.get(r) == j and r not in escaping
-                        and (a.shape, a.dtype.str) == key):
+                        and (a.shape, a.dtype.str, a.strides) == key):
                     buf = owner.pop(r)
                     del last[r]
                     break
         if buf is None:
             pool = free.get(key) if v.kind == "buf" else None
-            buf = pool.pop() if pool else np.empty(out.shape, out.dtype)
+            buf = pool.pop() if pool else np.empty_like(out)
         owner[id(out)] = buf
         v.array = buf
         call_fn = self._const(_out_form(node), "f")

@@ -1,0 +1,354 @@
+"""The benchmark suite: chainrule against PyTorch, JAX, HIPS autograd, scikit-learn and micrograd.
+
+Every workload (benchmarks/workloads.py) runs for chainrule (eager and compiled) and each
+installed peer in this one process, interleaved (A B C, then B C A, ...), from the same weights
+and batch; the table shows the median time per training step (forward + backward + SGD update),
+chainrule's ratio to each, peak memory and the first-step loss (equal losses = same problem).
+Float32 throughout (micrograd computes in Python floats). Threads are pinned before anything
+is imported: BLAS (OpenBLAS/MKL env vars and threadpoolctl), torch (set_num_threads), XLA
+(flags) and the process itself (CPU affinity), so no framework gets a second core through helper
+threads (JAX's asynchronous dispatch would otherwise overlap Python with compute).
+
+Peak memory: each framework runs again in a fresh subprocess, which builds and runs a throwaway
+copy first (so one-time allocations - BLAS buffers, JIT caches - are already made), resets the
+kernel's peak-RSS counter, then builds the model and trains 23 steps; reported is that peak RSS
+minus the resident size just before the model was built (model + gradients + optimiser state +
+step temporaries). glibc is told to map every block of 64 KiB or more on its own and to return
+freed memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
+
+Usage: python benchmarks/run.py [--threads N] [--workloads small_mlp,...] [--rounds R]
+       [--no-memory]. Writes benchmarks/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _pin_threads(n: int) -> None:
+    """Pin every thread pool to ``n`` threads and the process to ``n`` CPUs (before imports)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = str(n)
+    eigen = "true" if n > 1 else "false"
+    os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={eigen} "
+                               f"intra_op_parallelism_threads={n}")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))[:n]
+        os.sched_setaffinity(0, cpus)
+
+
+def _threads_arg(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return 1
+
+
+if __name__ == "__main__":
+    _pin_threads(_threads_arg(sys.argv))
+
+import datetime  # noqa: E402  (threads must be pinned before NumPy loads its BLAS)
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workloads import NO_LOSS, WORKLOADS, Runner, Workload, as_float  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEMORY_STEPS = 20
+
+# (title, workload, numerator, denominator, measure, limit, strict): ratio < limit if strict
+TARGETS = [
+    ("medium MLP, eager ÷ GEMM floor", "medium_mlp", "chainrule", "gemm floor", "median_s",
+     1.10, False),
+    ("medium MLP, eager ÷ PyTorch", "medium_mlp", "chainrule", "torch", "median_s", 1.00, True),
+    ("small MLP, eager ÷ PyTorch", "small_mlp", "chainrule", "torch", "median_s", 0.50, False),
+    ("small MLP, compiled ÷ jax.jit", "small_mlp", "chainrule.compile", "jax.jit", "median_s",
+     1.00, False),
+    ("conv net, eager ÷ PyTorch", "lenet", "chainrule", "torch", "median_s", 1.50, False),
+    ("medium MLP peak memory, eager ÷ PyTorch", "medium_mlp", "chainrule", "torch", "peak_mb",
+     1.00, False),
+]
+
+
+def pin_libraries(n: int) -> None:
+    """Thread limits that need the libraries loaded: threadpoolctl (BLAS) and torch."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # already set (torch allows it once)
+            pass
+    except ImportError:
+        pass
+
+
+def machine(threads: int) -> dict[str, Any]:
+    """What ran the benchmark: CPU, memory, OS, Python and library versions, threads."""
+    info: dict[str, Any] = {"threads": threads, "python": platform.python_version(),
+                            "os": f"{platform.system()} {platform.release()}",
+                            "cpus": os.cpu_count(), "numpy": np.__version__}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f
+                               if ln.startswith("model name"))
+        with open("/proc/meminfo") as f:
+            kb = int(next(ln.split()[1] for ln in f if ln.startswith("MemTotal")))
+            info["memory_gib"] = round(kb / 2**20, 1)
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor() or "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if blas:
+            b = blas[0]
+            info["blas"] = f"{b['internal_api']} {b.get('version')} {b.get('architecture', '')}"
+            info["blas"] = info["blas"].strip()
+    except ImportError:
+        pass
+    import importlib.metadata as md
+
+    for pkg in ("torch", "jax", "jaxlib", "autograd", "scikit-learn", "micrograd"):
+        try:
+            info[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return info
+
+
+def build(wl: Workload, sizes: dict, only: str | None = None
+          ) -> tuple[dict[str, Runner], dict[str, str]]:
+    """Runners of every installed framework (or just ``only``), and why others were skipped."""
+    problem = wl.make(**sizes)
+    runners, skipped = {}, {}
+    for name, builder in wl.builders.items():
+        if only is not None and name != only:
+            continue
+        try:
+            runners[name] = builder(problem)
+        except ImportError as e:
+            skipped[name] = f"not installed ({e.name or e})"
+    return runners, skipped
+
+
+def time_workload(runners: dict[str, Runner], rounds: int, block_s: float = 0.02
+                  ) -> dict[str, dict[str, Any]]:
+    """Median seconds per step of each runner, measured in interleaved, rotating rounds."""
+    out: dict[str, dict[str, Any]] = {}
+    inner: dict[str, int] = {}
+    for name, r in runners.items():
+        loss = r.step()
+        r.sync()
+        out[name] = {"first_loss": None if name in NO_LOSS else as_float(loss)}
+        for _ in range(2):
+            r.step()
+        r.sync()
+        t = time.perf_counter()
+        r.step()
+        r.sync()
+        inner[name] = max(1, min(500, int(block_s / max(time.perf_counter() - t, 1e-7))))
+    names = list(runners)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for k in range(rounds):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            r, n = runners[name], inner[name]
+            t = time.perf_counter()
+            for _ in range(n):
+                r.step()
+            r.sync()
+            samples[name].append((time.perf_counter() - t) / n)
+    for name, ts in samples.items():
+        out[name].update(median_s=statistics.median(ts), min_s=min(ts), steps=inner[name] * rounds)
+    return out
+
+
+# -- peak memory in a fresh subprocess ---------------------------------------------------------
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def probe_memory(workload: str, framework: str) -> dict[str, Any]:
+    """Run inside the subprocess: peak RSS of building and training one framework's model."""
+    wl = WORKLOADS[workload]
+    warm, _ = build(wl, wl.full, only=framework)
+    if framework not in warm:
+        return {"error": "not installed"}
+    for _ in range(2):
+        warm[framework].step()
+    warm[framework].sync()
+    del warm
+    gc.collect()
+    base = _status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS counter (VmHWM)
+        f.write("5")
+    runners, _ = build(wl, wl.full, only=framework)
+    r = runners[framework]
+    for _ in range(3 + MEMORY_STEPS):
+        r.step()
+    r.sync()
+    return {"peak_mb": round((_status_kb("VmHWM") - base) / 1024, 2)}
+
+
+def measure_memory(workload: str, framework: str, threads: int) -> dict[str, Any]:
+    """Peak memory of one framework on one workload, from a fresh subprocess."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(threads),
+           "--probe-memory", workload, framework]
+    # glibc: blocks of 64 KiB and more are mapped and unmapped one by one (no dynamic threshold,
+    # no cached free memory), so RSS follows live memory whichever allocator sits on malloc
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True,
+                             env=env)
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as e:
+        return {"error": f"memory probe failed: {e}"}
+
+
+# -- report --------------------------------------------------------------------------------------
+def _fmt_time(s: float) -> str:
+    if s >= 1e-1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} µs"
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target's ratio in this run and whether it is met (None: a side was not measured)."""
+    rows = []
+    for title, wname, num, den, key, limit, strict in TARGETS:
+        fw = results.get(wname, {}).get("frameworks", {})
+        a, b = fw.get(num, {}).get(key), fw.get(den, {}).get(key)
+        ratio = a / b if a is not None and b else None
+        met = None if ratio is None else (ratio < limit if strict else ratio <= limit)
+        rows.append({"target": title, "ratio": None if ratio is None else round(ratio, 3),
+                     "limit": limit, "met": met})
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: a machine line, one table per workload, the targets table."""
+    m = report["machine"]
+    lines = [f"Benchmarks run on {report['date']}: {m.get('cpu', '?')} ({m.get('cpus')} CPUs, "
+             f"{m.get('memory_gib', '?')} GiB), {m.get('os')}, Python {m.get('python')}, "
+             f"NumPy {m.get('numpy')} ({m.get('blas', '?')})"
+             + "".join(f", {k} {m[k]}" for k in ("torch", "jax", "autograd", "scikit-learn",
+                                                 "micrograd") if k in m)
+             + f"; **{m['threads']} thread(s)**, process pinned to {m['threads']} CPU(s). "
+             "Median time per training step (forward + backward + SGD update), float32. "
+             "Ratio columns: chainrule's time ÷ this row's (below 1: chainrule is faster). "
+             "Peak memory: peak RSS of building + training the model in a fresh process.", ""]
+    for res in report["workloads"].values():
+        fw = res["frameworks"]
+        lines += [f"**{res['title']}**", "",
+                  "| framework | time / step | chainrule ÷ | chainrule.compile ÷ | peak memory "
+                  "| first loss |", "|---|---:|---:|---:|---:|---:|"]
+        base = fw.get("chainrule", {}).get("median_s")
+        comp = fw.get("chainrule.compile", {}).get("median_s")
+        for name, r in fw.items():
+            t = r.get("median_s")
+            if t is None:
+                lines.append(f"| {name} | {r.get('error', 'skipped')} | | | | |")
+                continue
+            ra = f"{base / t:.2f}" if base else ""
+            rc = f"{comp / t:.2f}" if comp else ""
+            mem = f"{r['peak_mb']:.1f} MB" if r.get("peak_mb") is not None else "-"
+            loss = "-" if r.get("first_loss") is None else f"{r['first_loss']:.6f}"
+            lines.append(f"| {name} | {_fmt_time(t)} | {ra} | {rc} | {mem} | {loss} |")
+        for name, why in res.get("skipped", {}).items():
+            lines.append(f"| {name} | {why} | | | | |")
+        lines.append("")
+    lines += ["**Targets** (ratios from this run)", "", "| target | measured | limit | met |",
+              "|---|---:|---:|:-:|"]
+    for t in report["targets"]:
+        ratio = "n/a" if t["ratio"] is None else f"{t['ratio']:.2f}"
+        met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+        lines.append(f"| {t['target']} | {ratio} | {t['limit']:.2f} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write a file whole or not at all (temporary file in the same directory, then rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="threads (and CPUs) for every framework")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated names")
+    ap.add_argument("--rounds", type=int, default=21, help="interleaved timing rounds")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    ap.add_argument("--probe-memory", nargs=2, metavar=("WORKLOAD", "FRAMEWORK"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    pin_libraries(args.threads)
+    if args.probe_memory:
+        print(json.dumps(probe_memory(*args.probe_memory)))
+        return
+
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+    info = machine(args.threads)
+    print(f"threads pinned: {args.threads} (BLAS: {info.get('blas', '?')}, torch, XLA, "
+          f"CPU affinity {sorted(os.sched_getaffinity(0))})")
+    report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "machine": info,
+                              "workloads": {}}
+    for wname in names:
+        wl = WORKLOADS[wname]
+        print(f"\n{wl.title}", flush=True)
+        runners, skipped = build(wl, wl.full)
+        rounds = args.rounds if wname != "micrograd" else max(5, args.rounds // 3)
+        timed = time_workload(runners, rounds)
+        for name, r in timed.items():
+            if not args.no_memory:
+                r.update(measure_memory(wname, name, args.threads))
+            mem = f"{r['peak_mb']:8.1f} MB" if r.get("peak_mb") is not None else ""
+            print(f"  {name:18s} {_fmt_time(r['median_s']):>10s} {mem}", flush=True)
+        report["workloads"][wname] = {"title": wl.title, "frameworks": timed,
+                                      "skipped": skipped}
+        del runners
+        gc.collect()
+    report["targets"] = evaluate_targets(report["workloads"])
+    md = markdown(report)
+    print("\n" + md)
+    write_atomic(os.path.join(args.out, "latest.json"), json.dumps(report, indent=2) + "\n")
+    write_atomic(os.path.join(args.out, "latest.md"), md)
+    print(f"wrote {os.path.join(args.out, 'latest.json')} and latest.md")
+
+
+if __name__ == "__main__":
+    main()
