@@ -72,10 +72,11 @@ class _Tracer:
         self.nodes.append(_Node("leaf", None, (g,), {}, tensor=t))
 
     def call_vjp(self, vjp: Callable, g: Tensor, ans: Tensor, args: Any, kw: dict) -> Tensor:
-        """Run a VJP on Tensors, so its primitives are recorded one by one - unless an array
-        hides in its non-tensor arguments (labels, index arrays): NumPy work on those would be
-        frozen, so then the VJP is recorded and replayed whole."""
-        if not any(isinstance(v, np.ndarray) for v in _flat((args, kw), skip=Tensor)):
+        """Run a VJP on Tensors, so its primitives are recorded one by one - unless one of its
+        non-tensor arguments is more than a plain constant (labels, index arrays, a plan or
+        memo object): NumPy or Python work on those would be frozen, so then the VJP is
+        recorded and replayed whole."""
+        if all(_plain(v) for v in _flat((args, kw), skip=Tensor)):
             return vjp(g, ans, *args, **kw)
         datas = (g.data, ans.data, *(a.data if isinstance(a, Tensor) else a for a in args))
         out = np.asarray(vjp(*datas, **kw))
@@ -95,6 +96,12 @@ class _Tracer:
     def unsupported(self, what: str) -> None:
         raise CompileError(f"compile: {what} is not supported in a compiled step "
                            f"(at {user_frame()}); remove it or don't compile this step")
+
+
+def _plain(v: Any) -> bool:
+    """A constant whose value the generated code can hold: None, a number, a string, a dtype."""
+    return v is None or isinstance(v, (bool, int, float, complex, str, np.dtype, np.generic,
+                                       type(Ellipsis)))
 
 
 def _flat(x: Any, skip: type | None = None) -> Iterator[Any]:

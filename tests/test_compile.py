@@ -1,0 +1,279 @@
+"""chainrule.compile: the replayed tape gives the eager step's results (MLP, conv, GraphNet; SGD,
+Adam, schedulers, manual updates, gradient accumulation), retraces on a new signature, and
+refuses what it can't replay faithfully."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn, optim
+from chainrule.compile import CompileError, compile
+
+
+def _mlp(act: type = nn.Tanh, seed: int = 0) -> nn.Module:
+    cr.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 8), act(), nn.Linear(8, 8), act(), nn.Linear(8, 3))
+
+
+def _batches(n: int = 5, batch: int = 4, seed: int = 1) -> list[tuple[cr.Tensor, cr.Tensor]]:
+    rng = np.random.default_rng(seed)
+    return [(cr.tensor(rng.normal(size=(batch, 6)).astype(np.float32)),
+             cr.tensor(rng.integers(0, 3, batch))) for _ in range(n)]
+
+
+def _classifier_step(model: nn.Module, opt: optim.Optimizer):
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _assert_same_training(make, batches, rtol=1e-6, atol=1e-7):
+    """Train two identical setups, one eager and one compiled: losses and weights agree."""
+    (m1, s1), (m2, s2) = make(), make()
+    c2 = compile(s2)
+    for x, y in batches:
+        l1, l2 = s1(x, y), c2(x, y)
+        np.testing.assert_allclose(l2.data, l1.data, rtol=rtol, atol=atol)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=rtol, atol=atol)
+    return c2
+
+
+@pytest.mark.parametrize("opt_cls,kw", [(optim.SGD, {"lr": 0.1}),
+                                        (optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+                                        (optim.Adam, {"lr": 0.01})])
+@pytest.mark.parametrize("act", [nn.Tanh, nn.ReLU])
+def test_mlp_step_matches_eager(opt_cls, kw, act):
+    def make():
+        m = _mlp(act)
+        return m, _classifier_step(m, opt_cls(m.parameters(), **kw))
+
+    c = _assert_same_training(make, _batches())
+    assert c.traces == 1
+    assert "def replay" in c.source
+
+
+def test_scheduler_and_manual_update_are_replayed():
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.2)
+        sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        base = _classifier_step(m, opt)
+
+        def step(x, y):
+            loss = base(x, y)
+            sched.step()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(6))
+
+
+def test_manual_sgd_with_grad_reset_matches_eager():
+    def make():
+        m = _mlp()
+        ps = list(m.parameters())
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            with cr.no_grad():
+                for p in ps:
+                    p -= 0.1 * p.grad
+                    p.grad = None
+            return loss
+
+        return m, step
+
+    (m1, s1), (m2, s2) = make(), make()
+    c2 = compile(s2)
+    for x, y in _batches():
+        np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
+        assert q.grad is None and p.grad is None
+
+
+def test_gradient_accumulation_without_zero_grad():
+    def make():
+        m = _mlp()
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(4))
+
+
+def test_conv_step_matches_eager():
+    conv = pytest.importorskip("chainrule.ops.conv")
+
+    def make():
+        cr.manual_seed(0)
+        w = cr.randn(3, 1, 3, 3, requires_grad=True)
+        b = cr.zeros(3, requires_grad=True)
+        lin = nn.Linear(3 * 3 * 3, 2)
+        holder = nn.Module()
+        holder.w, holder.b, holder.lin = nn.Parameter(w), nn.Parameter(b), lin
+        opt = optim.SGD(holder.parameters(), lr=0.05)
+
+        def step(x, y):
+            opt.zero_grad()
+            h = conv.max_pool2d(conv.conv2d(x, holder.w, holder.b).relu(), 2)
+            loss = nn.functional.cross_entropy(lin(h.flatten(1)), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return holder, step
+
+    rng = np.random.default_rng(0)
+    batches = [(cr.tensor(rng.normal(size=(4, 1, 8, 8)).astype(np.float32)),
+                cr.tensor(rng.integers(0, 2, 4))) for _ in range(4)]
+    _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
+
+
+def test_graphnet_step_matches_eager():
+    edges = [("a", "h1"), ("b", "h1"), ("a", "h2"), ("h1", "h2"), ("h1", "o"), ("h2", "o"),
+             ("b", "o")]
+
+    def make():
+        cr.manual_seed(0)
+        net = nn.GraphNet(["a", "b"], ["o"], edges, activation="tanh",
+                          output_activation="identity")
+        opt = optim.Adam(net.parameters(), lr=0.01)
+        loss_fn = nn.MSELoss()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return net, step
+
+    rng = np.random.default_rng(0)
+    batches = [(cr.tensor(rng.normal(size=(5, 2)).astype(np.float32)),
+                cr.tensor(rng.normal(size=(5, 1)).astype(np.float32))) for _ in range(4)]
+    _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
+
+
+def test_new_shape_or_dtype_retraces():
+    m = _mlp()
+    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    (x, y), (x2, y2) = _batches(2)
+    c(x, y)
+    c(x2, y2)
+    assert c.traces == 1
+    c(cr.tensor(np.ones((7, 6), np.float32)), cr.tensor(np.zeros(7, np.int64)))
+    assert c.traces == 2
+    c(x, y)  # the first tape is still cached
+    assert c.traces == 2
+    m.double()
+    c(cr.tensor(x.data.astype(np.float64)), y)
+    assert c.traces == 3
+
+
+def test_replaced_parameter_array_retraces():
+    m = _mlp()
+    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    (x, y), (x2, y2) = _batches(2)
+    c(x, y)
+    m[0].weight.data = m[0].weight.data.copy()
+    c(x2, y2)
+    assert c.traces == 2
+
+
+def test_returned_tensors_are_copies():
+    m = _mlp()
+    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.5)))
+    (x, y), (x2, y2) = _batches(2)
+    c(x, y)
+    first = c(x, y)
+    kept = first.data.copy()
+    c(x2, y2)
+    np.testing.assert_array_equal(first.data, kept)
+    assert not first.requires_grad
+
+
+@pytest.mark.parametrize("read", [
+    lambda loss: loss.item() > 1,
+    lambda loss: float(loss) > 1,
+    lambda loss: bool(loss > 1),
+    lambda loss: loss.numpy(),
+    lambda loss: loss.tolist(),
+])
+def test_value_dependent_python_is_reported(read):
+    m = _mlp()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, y):
+        loss = loss_fn(m(x), y)
+        if read(loss):
+            loss = loss * 2
+        return loss
+
+    (x, y), = _batches(1)
+    with pytest.raises(CompileError, match="reads a tensor's value"):
+        compile(step)(x, y)
+
+
+def test_returning_a_python_number_is_reported():
+    m = _mlp()
+    loss_fn = nn.CrossEntropyLoss()
+    (x, y), = _batches(1)
+    with pytest.raises(CompileError, match="returned a float"):
+        compile(lambda x, y: float(loss_fn(m(x), y).data))(x, y)
+
+
+def test_random_draws_are_reported():
+    cr.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    loss_fn = nn.CrossEntropyLoss()
+    (x, y), = _batches(1)
+    with pytest.raises(CompileError, match="random"):
+        compile(lambda x, y: loss_fn(m(x), y))(x, y)
+
+
+def test_inputs_that_require_grad_are_refused():
+    w = cr.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(CompileError, match="requires grad"):
+        compile(lambda t: (t * 2).sum())(w)
+
+
+def test_ndarray_inputs_and_plain_functions():
+    w = cr.tensor(np.arange(3, dtype=np.float32), requires_grad=True)
+
+    def f(x):
+        w.grad = None
+        loss = ((x * w).tanh() ** 2).sum()
+        loss.backward()
+        return loss, w.grad * 1.0
+
+    c = compile(f)
+    for k in range(3):
+        x = np.full(3, 0.1 * (k + 1), np.float32)
+        loss, g = c(x)
+        xt = cr.tensor(x)
+        w.grad = None
+        ref = ((xt * w).tanh() ** 2).sum()
+        ref.backward()
+        np.testing.assert_allclose(loss.data, ref.data, rtol=1e-6)
+        np.testing.assert_allclose(g.data, w.grad.data, rtol=1e-6)
