@@ -7,6 +7,7 @@ import pytest
 import chainrule as cr
 from chainrule.autograd import grad
 from chainrule.nn.conv import AvgPool2d, Conv2d, MaxPool2d
+from chainrule.ops import conv as conv_ops
 from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
 
 # (stride, padding, dilation, kernel (kh, kw), bias)
@@ -127,6 +128,24 @@ def test_second_derivative_matches_finite_differences():
         return (gx * gx).sum() + (gw * gw).sum()
 
     assert cr.gradcheck(grad_norm, (x, w), atol=1e-4)
+
+
+def test_long_products_split_into_blocks_give_the_same_gradients(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(conv_ops, "_BLOCK", 6)  # M = OH*OW*N = 3*3*2 = 18 columns: 3 blocks
+    x, w, b = _conv_inputs((3, 2), True, seed=13)
+    assert conv_ops._gemm_blocks(18) == 3
+    tx, tw, tb = (torch.tensor(t.data, requires_grad=True) for t in (x, w, b))
+    conv2d(x, w, b, 2).pow(2).sum().backward()
+    torch.nn.functional.conv2d(tx, tw, tb, 2).pow(2).sum().backward()
+    for mine, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-6, atol=1e-8)
+
+    def weight_grad_norm(x, w):
+        (gw,) = grad(conv2d(x, w, None, 2).tanh().sum(), (w,), create_graph=True)
+        return (gw * gw).sum()
+
+    assert cr.gradcheck(weight_grad_norm, (x, w), atol=1e-4)
 
 
 def test_float32_unbatched_and_layout_independent():
