@@ -14,6 +14,7 @@ from .activations import (
     Softsign,
     Tanh,
 )
+from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .graph import GraphNet
 from .layers import Dropout, Flatten, Identity, Linear
 from .losses import (

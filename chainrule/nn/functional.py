@@ -10,6 +10,7 @@ import numpy as np
 
 from .._random import Generator, rng
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from ..ops.conv import avg_pool2d, conv2d, max_pool2d  # noqa: F401  (F.conv2d, ...)
 from ..ops.nn import gelu, normalize, softsign
 from ..tensor import Tensor
 from .losses import (
