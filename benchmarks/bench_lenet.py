@@ -3,24 +3,50 @@ in chainrule and, if installed, PyTorch CPU: the end-to-end measure of the convo
 
 Both run in one process on the same weights and batch, interleaved (A B A B ...) so machine
 noise hits both alike; prints the median time per step and the ratio chainrule / PyTorch.
-PyTorch is pinned to the thread count of NumPy's BLAS. Usage:
-python benchmarks/bench_lenet.py [--steps N] [--batch B] [--profile]
+Both use the same number of threads (NumPy's BLAS and torch.set_num_threads; ``--threads``
+pins it before NumPy loads). Idle thread pools are told to sleep soon (OpenBLAS and OpenMP
+spin-wait for a long time by default, and a spinning pool of one framework steals the cores of
+the other in an interleaved run). ``--keep-heap`` stops glibc returning freed memory to the
+OS, which removes thousands of page faults per step (for both frameworks alike).
+Usage: python benchmarks/bench_lenet.py [--steps N] [--batch B] [--threads T] [--keep-heap]
+[--profile]
 """
 
 from __future__ import annotations
 
-import argparse
-import cProfile
 import os
-import pstats
-import statistics
-import time
-from collections.abc import Callable
+import sys
 
-import numpy as np
+SPIN_ENV = {"OPENBLAS_THREAD_TIMEOUT": "18", "GOMP_SPINCOUNT": "10000"}  # ~0.1 ms, not ~0.1 s
 
-import chainrule as cr
-from chainrule.ops.conv import conv2d, max_pool2d
+
+def _configure_threads(argv: list[str]) -> None:
+    """Before NumPy and torch load: pin their thread pools if asked, and shorten idle spinning."""
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if a.startswith("--threads=") else (
+            argv[i + 1] if a == "--threads" and i + 1 < len(argv) else None)
+        if value is not None:
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = value
+    for var, value in SPIN_ENV.items():
+        os.environ.setdefault(var, value)
+
+
+if __name__ == "__main__":
+    _configure_threads(sys.argv)
+
+import argparse  # noqa: E402  (thread pools are configured before NumPy loads its BLAS)
+import cProfile  # noqa: E402
+import ctypes  # noqa: E402
+import pstats  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import chainrule as cr  # noqa: E402
+from chainrule.ops.conv import conv2d, max_pool2d  # noqa: E402
 
 LR = 0.01
 # (name, shape) of every parameter, in PyTorch's (out, in, ...) layout
@@ -106,9 +132,29 @@ def torch_step(params0: list[np.ndarray], x0: np.ndarray, y0: np.ndarray) -> Cal
             for p in ps:
                 p -= LR * p.grad
                 p.grad = None
-        return float(loss)
+        return loss.item()
 
     return step
+
+
+def keep_heap() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS (and faulting
+    it back in on the next step). Returns False where that is not possible (not glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 1 << 25))
+
+
+def page_faults() -> int:
+    """Minor page faults of this process so far (0 where resource is unavailable)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def timed(step: Callable[[], float]) -> float:
@@ -121,8 +167,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200, help="timed steps per framework")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, help="threads for BLAS and torch (default: NumPy's)")
+    ap.add_argument("--keep-heap", action="store_true",
+                    help="glibc: keep freed memory (no page faults from trimming)")
     ap.add_argument("--profile", action="store_true", help="cProfile the chainrule step")
     args = ap.parse_args()
+    heap = "kept (mallopt)" if args.keep_heap and keep_heap() else "glibc default"
 
     params, x, y = make_problem(args.batch)
     threads = blas_threads()
@@ -134,7 +184,8 @@ def main() -> None:
         steps["torch"] = torch_step(params, x, y)
     except ImportError:
         print("PyTorch is not installed: timing chainrule alone")
-    print(f"LeNet step, batch {args.batch} of 1x28x28, float32; BLAS/torch threads: {threads}")
+    print(f"LeNet step, batch {args.batch} of 1x28x28, float32; BLAS/torch threads: {threads}; "
+          f"heap: {heap}; " + ", ".join(f"{k}={os.environ[k]}" for k in SPIN_ENV))
 
     first = {name: step() for name, step in steps.items()}  # also checks both agree
     print("first-step loss: " + ", ".join(f"{n} {v:.6f}" for n, v in first.items()))
@@ -142,12 +193,16 @@ def main() -> None:
         for step in steps.values():
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
+    faults = dict.fromkeys(steps, 0)
     for _ in range(args.steps):
         for name, step in steps.items():
+            before = page_faults()
             times[name].append(timed(step))
+            faults[name] += page_faults() - before
     med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
     for name, m in med.items():
-        print(f"{name:>10}: {m:7.3f} ms/step (median of {args.steps})")
+        print(f"{name:>10}: {m:7.3f} ms/step (median of {args.steps}; min "
+              f"{min(times[name]) * 1e3:.3f}; {faults[name] / args.steps:.0f} page faults/step)")
     if "torch" in med:
         print(f"     ratio: {med['chainrule'] / med['torch']:.2f}x  (chainrule / PyTorch)")
 
