@@ -27,6 +27,16 @@ class _Freed:
         self.name = name
 
 
+_freed: dict[Op, tuple] = {}  # op -> the record a freed node of that op keeps (made once)
+
+
+def _freed_ctx(op: Op) -> tuple:
+    ctx = _freed.get(op)
+    if ctx is None:
+        ctx = _freed[op] = (_Freed(op.name), (), None)
+    return ctx
+
+
 def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
     if grad is None:
         if t.data.size != 1:
@@ -134,7 +144,7 @@ def run_backward(
                     else:
                         push(heap, (-p._seq, p))
             if not retain_graph:
-                t._ctx = (_Freed(op.name), (), None)
+                t._ctx = _freed.get(op) or _freed_ctx(op)
         for t in leaves:
             g = grads.pop(id(t))
             if t._hooks or wanted is not None:

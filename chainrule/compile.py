@@ -175,14 +175,21 @@ class Compiled:
         self.fn = fn
         self.max_tapes = max_tapes
         self._tapes: dict[tuple, _Tape] = {}
+        self._last: _Tape | None = None
         self.traces = 0  # how many times fn was traced (for tests and curiosity)
 
     def __call__(self, *args: Any) -> Any:
+        tape = self._last  # the usual case: same signature as the last call (checked inside)
+        if tape is not None:
+            result = tape.replay(*args)
+            if result is not _RETRACE:
+                return result
         key = _signature(args)
         tape = self._tapes.get(key)
         if tape is not None:
-            result = tape.run(args)
+            result = tape.replay(*args)
             if result is not _RETRACE:
+                self._last = tape
                 return result
         return self._trace(key, args)
 
@@ -230,7 +237,7 @@ class Compiled:
         tape = _Tape(tracer, args, inputs, result)
         if len(self._tapes) >= self.max_tapes:
             self._tapes.pop(next(iter(self._tapes)))
-        self._tapes[key] = tape
+        self._tapes[key] = self._last = tape
         return _copy_out(result)
 
 
@@ -277,6 +284,7 @@ def _copy_out(x: Any) -> Any:
 
 
 _RETRACE = object()
+_PER_CALL = ("dyn", "lbuf", "input")  # arrays that are new objects at every call
 
 
 # -- from the tape to code ---------------------------------------------------------------------
@@ -310,7 +318,7 @@ class _Tape:
         self.ns: dict[str, Any] = {"_Tensor_make": Tensor._make, "_array": np.array,
                                    "_RETRACE": _RETRACE, "_leaf_copy": _leaf_copy,
                                    "_leaf_acc": _leaf_acc, "_empty_like": np.empty_like,
-                                   "_copyto": np.copyto}
+                                   "_Tensor": Tensor, "_ndarray": np.ndarray}
         self.values: dict[int, _Value] = {}
         self.names = itertools.count()
         self.lines: list[str] = []
@@ -357,19 +365,26 @@ class _Tape:
 
     def _build(self, tracer: _Tracer, args: tuple, inputs: list, result: Any) -> None:
         nodes = tracer.nodes
-        in_names = []
-        for k, buf in enumerate(inputs):
-            if buf is not None:
-                name = self._const(buf, "x")
+        head = []  # check the signature, bind the inputs' arrays (no copy)
+        for k, (a, buf) in enumerate(zip(args, inputs, strict=True)):
+            if buf is None:
+                head.append(f"if a{k} != {self._const(a, 's')}:")
+            else:
+                name = f"x{k}"
                 self.values[id(buf)] = _Value(name, "input", -1, (id(buf),), buf)
-                in_names.append((k, name, isinstance(args[k], Tensor)))
+                if isinstance(a, Tensor):
+                    head += [f"if not isinstance(a{k}, _Tensor):", "    return _RETRACE",
+                             f"{name} = a{k}.data"]
+                else:
+                    head += [f"if not isinstance(a{k}, _ndarray):", "    return _RETRACE",
+                             f"{name} = a{k}"]
+                head.append(f"if {name}.shape != {buf.shape!r} or {name}.dtype != "
+                            f"{self._const(buf.dtype, 's')}:")
+            head.append("    return _RETRACE")
         outputs = [t.data for t in _flat(result) if isinstance(t, Tensor)]
         live = _live_nodes(nodes, outputs)
         escaping = self._plan(nodes, live, outputs)
-        body = [f"_copyto({name}, a{k}{'.data' if tensor_in else ''})"
-                for k, name, tensor_in in in_names]
-        guards = self._guards(tracer)
-        body = guards + body + self.lines
+        body = head + self._guards(tracer) + self.lines
         for node in nodes:  # a step that ends with p.grad = None: do it again on replay
             if node.kind == "leaf" and node.tensor.grad is None:
                 body.append(f"{self._const(node.tensor, 'p')}.grad = None")
@@ -406,9 +421,6 @@ class _Tape:
                                    for k, v in x.items()) + "}"
         return self._expr(x)
 
-    def run(self, args: tuple) -> Any:
-        return self.replay(*args)
-
     # -- planning: classify every result, give buffers, write one line per node ---------------
     def _plan(self, nodes: list[_Node], live: list[bool], outputs: list) -> set[int]:
         # 0. gradients that reach exactly one leaf (of their dtype) get a buffer of their own
@@ -436,7 +448,7 @@ class _Tape:
                 continue
             shared = [a for a in arrays if np.may_share_memory(out, a)]
             roots = tuple({r for a in shared for r in self.values[id(a)].roots}) or (id(out),)
-            static = all(self.values[id(a)].kind not in ("dyn", "lbuf") for a in arrays)
+            static = all(self.values[id(a)].kind not in _PER_CALL for a in arrays)
             if shared:
                 kind = "view" if static and node.kind == "op" else "dyn"
             elif _out_form(node) is not None:
@@ -495,7 +507,7 @@ class _Tape:
         """Take a view of fixed arrays once, now; False if here it would not be a view."""
         v = self.values[id(node.out)]
         v.kind = "dyn"
-        if any(self.values[id(a)].kind in ("dyn", "lbuf") for a in _flat((node.args, node.kw))
+        if any(self.values[id(a)].kind in _PER_CALL for a in _flat((node.args, node.kw))
                if isinstance(a, np.ndarray)):
             return False
         args = [self._static(a) for a in node.args]
@@ -552,8 +564,10 @@ class _Tape:
         g = node.args[0]
         v = self.values[id(g)]
         if v.kind == "lbuf":
-            holder = self._const(Tensor._make(v.array), "h")
-            self.lines.append(f"_leaf_acc({self._leaf_tensor[id(g)]}, {v.name}, {holder})")
+            holder, t = self._const(Tensor._make(v.array), "h"), self._leaf_tensor[id(g)]
+            self.lines += [f"if {t}.grad is None:", f"    {holder}.data = {v.name}",
+                           f"    {t}.grad = {holder}", "else:",
+                           f"    _leaf_acc({t}, {v.name}, {holder})"]
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
