@@ -120,6 +120,24 @@ def test_second_derivative_through_conv_and_pooling_matches_torch():
         np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-6, atol=1e-8)
 
 
+def test_hessian_through_conv_and_pooling_matches_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, w = _data((2, 2, 5, 5), 14), _data((2, 2, 2, 2), 15)
+
+    def f(w):
+        h = conv2d(cr.tensor(x, dtype=cr.float64), w, padding=1).tanh()
+        return avg_pool2d(max_pool2d(h, 2, 1), 2).pow(2).sum()
+
+    def tf(w):
+        h = torch.tanh(F.conv2d(torch.tensor(x), w, padding=1))
+        return F.avg_pool2d(F.max_pool2d(h, 2, 1), 2).pow(2).sum()
+
+    hess = cr.hessian(f)(cr.tensor(w, dtype=cr.float64))
+    expected = torch.autograd.functional.hessian(tf, torch.tensor(w)).numpy()
+    np.testing.assert_allclose(hess.data, expected, rtol=1e-6, atol=1e-9)
+
+
 def test_second_derivative_matches_finite_differences():
     x, w, _ = _conv_inputs((2, 2), False, seed=10)
 
