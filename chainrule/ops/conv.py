@@ -105,9 +105,14 @@ def _raw(a: Any) -> Any:
 def _im2col_fwd(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
                 out_hw: Pair) -> np.ndarray:
     """(N, C, H, W) -> (C*kh*kw, OH*OW*N): every receptive field as a column, one strided copy."""
-    n, c = x.shape[:2]
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    xt = np.ascontiguousarray(_pad_hw(x, padding, 0).transpose(1, 2, 3, 0))  # (C, Hp, Wp, N)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
+    xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N), padded and made contiguous in one copy
+    if ph or pw:
+        xt, inner = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype), xt
+        xt[:, ph : ph + h, pw : pw + w] = inner
+    else:
+        xt = np.ascontiguousarray(xt)
     s_c, s_h, s_w, s_n = xt.strides
     windows = as_strided(
         xt,
@@ -379,7 +384,8 @@ def pool_geometry(kernel_size: Any, stride: Any, padding: Any, op: str) -> dict:
 def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1) -> Tensor:
     """Maximum over each (dilated) window, padding with -inf; the gradient goes to the first
-    maximum of each window (PyTorch's F.max_pool2d, ceil_mode=False)."""
+    maximum of each window (PyTorch's F.max_pool2d, ceil_mode=False; a window whose maximum is
+    NaN passes no gradient back)."""
     x, squeeze = _batched(input, "max_pool2d")
     geo = pool_geometry(kernel_size, stride, padding, "max_pool2d")
     geo["dilation"] = as_pair(dilation, "dilation", "max_pool2d", 1)
