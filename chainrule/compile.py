@@ -176,6 +176,7 @@ class Compiled:
         self.max_tapes = max_tapes
         self._tapes: dict[tuple, _Tape] = {}
         self._last: _Tape | None = None
+        self._packs: dict[int, tuple] = {}  # id(SGD) -> (array, views) its parameters live in
         self.traces = 0  # how many times fn was traced (for tests and curiosity)
 
     def __call__(self, *args: Any) -> Any:
@@ -234,7 +235,7 @@ class Compiled:
                     "them outside the step"
                 )
         self.traces += 1
-        tape = _Tape(tracer, args, inputs, result)
+        tape = _Tape(tracer, args, inputs, result, self._packs)
         if len(self._tapes) >= self.max_tapes:
             self._tapes.pop(next(iter(self._tapes)))
         self._tapes[key] = self._last = tape
@@ -314,7 +315,8 @@ def _out_form(node: _Node) -> Callable | None:
 class _Tape:
     """The generated replay function of one trace, with its buffers and guards."""
 
-    def __init__(self, tracer: _Tracer, args: tuple, inputs: list, result: Any) -> None:
+    def __init__(self, tracer: _Tracer, args: tuple, inputs: list, result: Any,
+                 packs: dict) -> None:
         self.ns: dict[str, Any] = {"_Tensor_make": Tensor._make, "_array": np.array,
                                    "_RETRACE": _RETRACE, "_leaf_copy": _leaf_copy,
                                    "_leaf_acc": _leaf_acc, "_empty_like": np.empty_like,
@@ -323,6 +325,11 @@ class _Tape:
         self.names = itertools.count()
         self.lines: list[str] = []
         self._leaf_tensor: dict[int, str] = {}
+        self._remap: dict[int, np.ndarray] = {}      # parameter arrays moved by _pack_sgd
+        self._grad_home: dict[int, np.ndarray] = {}  # gradient buffers it placed
+        self._sgd: dict[int, tuple] = {}             # id(optimiser) -> its packed arrays
+        self._packs = packs                          # the Compiled's packings, shared by tapes
+        self._bound: dict[int, tuple] = {}           # id(param) -> (param, holder, buffer) names
         self._build(tracer, args, inputs, result)
 
     # names for constants and functions in the generated code's namespace
@@ -352,8 +359,9 @@ class _Tape:
 
     def _external(self, a: np.ndarray) -> str:
         """An array the step reads but did not make (a parameter, a constant)."""
-        name = self._const(a, "e")
-        self.values[id(a)] = _Value(name, "ext", -1, (id(a),), a)
+        arr = self._remap.get(id(a), a)
+        name = self._const(arr, "e")
+        self.values[id(a)] = self.values[id(arr)] = _Value(name, "ext", -1, (id(a),), arr)
         return name
 
     def _call(self, fn_name: str, node: _Node, out: str | None = None) -> str:
@@ -383,6 +391,7 @@ class _Tape:
             head.append("    return _RETRACE")
         outputs = [t.data for t in _flat(result) if isinstance(t, Tensor)]
         live = _live_nodes(nodes, outputs)
+        self._pack_sgd(tracer, live)
         escaping = self._plan(nodes, live, outputs)
         body = head + self._guards(tracer) + self.lines
         for node in nodes:  # a step that ends with p.grad = None: do it again on replay
@@ -395,6 +404,64 @@ class _Tape:
         exec(self.source, self.ns)  # noqa: S102 (code generated from the tape above)
         self.replay = self.ns["replay"]
         self.escaping = escaping
+
+    # -- plain SGD: one multiply and one subtract for all parameters --------------------------
+    def _pack_sgd(self, tracer: _Tracer, live: list[bool]) -> None:
+        """For each plain-SGD optimiser whose parameters all get their gradient in a buffer of
+        the tape, put the parameters (and those buffers) side by side in one array: each
+        ``p.data`` becomes a view of it, and the update can be two NumPy calls."""
+        leaf_grad: dict[int, np.ndarray] = {}
+        made = {id(n.out) for j, n in enumerate(tracer.nodes)
+                if live[j] and n.kind == "op" and _out_form(n) is not None}
+        for j, n in enumerate(tracer.nodes):
+            if live[j] and n.kind == "leaf":
+                key = id(n.tensor)
+                leaf_grad[key] = None if key in leaf_grad else n.args[0]
+        for node in tracer.nodes:
+            opt = getattr(node.fn, "__self__", None)
+            if not self._is_sgd_step(node) or len(opt.param_groups) != 1 or id(opt) in self._sgd:
+                continue
+            params = opt.param_groups[0]["params"]
+            grads = [leaf_grad.get(id(p)) for p in params]
+            dtypes = {p.data.dtype for p in params}
+            if (len(dtypes) != 1 or any(g is None or id(g) not in made or g.shape != p.shape
+                                        or g.dtype != p.data.dtype
+                                        for p, g in zip(params, grads, strict=True))):
+                continue
+            packed = self._packs.get(id(opt))  # packed by an earlier tape: keep that array
+            if packed is None or any(p.data is not v for p, v in zip(params, packed[1],
+                                                                       strict=False)):
+                packed = self._packs[id(opt)] = _pack(params, tracer, self._remap)
+            flat_p = packed[0]
+            flat_g, off = np.empty_like(flat_p), 0
+            for p, g in zip(params, grads, strict=True):
+                self._grad_home[id(g)] = flat_g[off:off + p.data.size].reshape(p.shape)
+                off += p.data.size
+            self._sgd[id(opt)] = (params, flat_p, flat_g, np.empty_like(flat_p))
+
+    @staticmethod
+    def _is_sgd_step(node: _Node) -> bool:
+        from .optim import SGD
+
+        return node.kind == "opaque" and getattr(node.fn, "__func__", None) is SGD.step
+
+    def _emit_sgd(self, node: _Node) -> bool:
+        """The two-call update of a packed SGD, taken when the options are plain and every
+        parameter's .grad is its packed buffer; else the optimiser's own step()."""
+        params, flat_p, flat_g, scratch = self._sgd[id(node.fn.__self__)]
+        if any(id(p) not in self._bound for p in params):
+            return False
+        grp = self._const(node.fn.__self__.param_groups[0], "o")
+        conds = [f'not {grp}["momentum"]', f'not {grp}["weight_decay"]',
+                 f'not {grp}["maximize"]']
+        conds += [f"{self._bound[id(p)][0]}.grad is {self._bound[id(p)][1]}" for p in params]
+        conds += [f"{self._bound[id(p)][1]}.data is {self._bound[id(p)][2]}" for p in params]
+        fp, fg, tmp = (self._const(a, "s") for a in (flat_p, flat_g, scratch))
+        self.ns["_multiply"], self.ns["_subtract"] = np.multiply, np.subtract
+        self.lines += [f"if {' and '.join(conds)}:",
+                       f'    _subtract({fp}, _multiply({fg}, {grp}["lr"], out={tmp}), out={fp})',
+                       "else:", f"    {self._call(self._const(node.fn, 'f'), node)}"]
+        return True
 
     def _guards(self, tracer: _Tracer) -> list[str]:
         """Retrace if a tensor whose array the tape reads got a new array (model.to(...))."""
@@ -494,7 +561,8 @@ class _Tape:
                 v = self.values[id(node.out)]
                 v.name = f"d{j}"
                 self.lines.append(f"{v.name} = {self._call(self._const(node.fn, 'f'), node)}")
-            else:  # effects and optimiser calls
+            elif not (self._is_sgd_step(node) and id(node.fn.__self__) in self._sgd
+                      and self._emit_sgd(node)):  # effects and optimiser calls
                 self.lines.append(self._call(self._const(node.fn, "f"), node))
             for r, end in list(last.items()):  # buffers whose last reader was this node
                 if end == j and r in owner:
@@ -547,7 +615,9 @@ class _Tape:
                     break
         if buf is None:
             pool = free.get(key) if v.kind == "buf" else None
-            buf = pool.pop() if pool else np.empty_like(out)
+            buf = pool.pop() if pool else self._grad_home.get(id(out))
+            if buf is None:
+                buf = np.empty_like(out)
         owner[id(out)] = buf
         v.array = buf
         call_fn = self._const(_out_form(node), "f")
@@ -565,12 +635,28 @@ class _Tape:
         v = self.values[id(g)]
         if v.kind == "lbuf":
             holder, t = self._const(Tensor._make(v.array), "h"), self._leaf_tensor[id(g)]
+            self._bound[id(node.tensor)] = (t, holder, self._const(v.array, "g"))
             self.lines += [f"if {t}.grad is None:", f"    {holder}.data = {v.name}",
                            f"    {t}.grad = {holder}", "else:",
                            f"    _leaf_acc({t}, {v.name}, {holder})"]
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
+
+
+def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:
+    """Move the parameters' values into one new array; each ``p.data`` becomes a view of it."""
+    flat = np.empty(sum(p.data.size for p in params), params[0].data.dtype)
+    views, off = [], 0
+    for p in params:
+        view = flat[off:off + p.data.size].reshape(p.shape)
+        view[...] = p.data
+        remap[id(p.data)] = view
+        tracer.tensors[id(view)] = p
+        p.data = view
+        views.append(view)
+        off += view.size
+    return flat, views
 
 
 def _leaf_copy(t: Tensor, g: Any) -> None:

@@ -277,3 +277,30 @@ def test_ndarray_inputs_and_plain_functions():
         ref.backward()
         np.testing.assert_allclose(loss.data, ref.data, rtol=1e-6)
         np.testing.assert_allclose(g.data, w.grad.data, rtol=1e-6)
+
+
+def test_packed_sgd_follows_option_changes_and_late_zero_grad():
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+
+        return m, opt, step
+
+    (m1, o1, s1), (m2, o2, s2) = make(), make()
+    c2 = compile(s2)
+    for k, (x, y) in enumerate(_batches(6)):
+        if k == 3:  # the packed update must give way to the optimiser's own step
+            o1.param_groups[0]["momentum"] = o2.param_groups[0]["momentum"] = 0.9
+        np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
+        assert q.grad is None
+    assert c2.traces == 1
