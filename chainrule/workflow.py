@@ -439,21 +439,24 @@ def _check_meta(meta: dict[str, Any]) -> None:
             from .data.tabular import TabularPreprocessor
 
             pre = TabularPreprocessor.from_dict(spec["preprocessor"], verbose=False)
-            width, expected = pre.n_features, arch.get("inputs")
-            scale = (pre.target_mean, pre.target_std)
-            if task == "regression" and not all(isinstance(v, int | float) for v in scale):
-                raise LoadError(f"its target scaling {scale} is not a pair of numbers")
+            width, expected, labels = pre.n_features, arch.get("inputs"), pre.classes_
         else:
             from .data.images import ImageSpec
 
             ispec = ImageSpec.from_dict(spec["spec"])
-            width = [ispec.channels, *ispec.size]
-            expected = arch.get("input_shape")
+            width, expected = [ispec.channels, *ispec.size], arch.get("input_shape")
+            labels = ispec.class_names
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise LoadError(f"its {spec['kind']} preprocessing is unusable ({e})") from None
     if width != expected:
         raise LoadError(f"its preprocessing makes inputs of size {width} but the network takes "
                         f"{expected}")
+    if labels != classes:
+        raise LoadError(f"its preprocessing knows the classes {labels}, not {classes}")
+    if spec["kind"] == "table" and task == "regression":
+        scale = (pre.target_mean, pre.target_std)
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in scale):
+            raise LoadError(f"its target scaling {scale} is not a pair of numbers")
 
 
 def _inputs(loaded: _Loaded, data: Path, need_target: bool) -> tuple[np.ndarray, Any, Any]:

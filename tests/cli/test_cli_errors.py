@@ -288,6 +288,7 @@ def test_model_json_garbage(model: Path, root: Path, csv: Path) -> None:
     (lambda m: m["data"]["preprocessor"].pop("format"), "preprocessing"),
     (lambda m: m["data"]["preprocessor"]["columns"].pop(0), "inputs of size"),
     (lambda m: m.pop("architecture"), "architecture"),
+    (lambda m: m["data"]["preprocessor"].__setitem__("classes", ["no", "yes"]), "classes"),
 ])
 def test_model_json_fields(model: Path, root: Path, csv: Path, change, says: str) -> None:
     d = corrupt(model, root, "bad-field")

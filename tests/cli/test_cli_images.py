@@ -132,3 +132,22 @@ def test_grayscale(images: dict[str, Path]) -> None:
     meta = json.loads((out / "model.json").read_text())
     assert meta["architecture"]["input_shape"] == [1, 16, 16]
     assert json.loads(ok("evaluate", out, images["new"], "--json")[0])["n"] == 8
+
+
+def test_corrupt_image_model(model: tuple[Path, str, str], images: dict[str, Path]) -> None:
+    out, _, _ = model
+    for name, change, says in [
+        ("size", lambda m: m["data"]["spec"].__setitem__("size", [20, 20]), "inputs of size"),
+        ("names", lambda m: m["data"]["spec"].__setitem__("class_names", ["a", "b"]), "classes"),
+        ("spec", lambda m: m["data"].__setitem__("spec", "square"), "preprocessing"),
+        ("shape", lambda m: m["architecture"].__setitem__("input_shape", [3, 2, 2]), "input_shape"),
+    ]:
+        copy = images["root"] / f"corrupt-{name}"
+        shutil.copytree(out, copy)
+        meta = json.loads((copy / "model.json").read_text())
+        change(meta)
+        (copy / "model.json").write_text(json.dumps(meta))
+        for command in ("evaluate", "predict"):
+            code, _, err = run(command, copy, images["new"])
+            assert code == 1 and err.startswith("chainrule: error:") and says in err, err
+            assert len(err.splitlines()) == 1
