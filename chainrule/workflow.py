@@ -320,6 +320,12 @@ def train(data: str | os.PathLike, out: str | os.PathLike, opts: TrainOptions,
     })
     report = str(trainer.report)
     health = monitor.report()
+    if result["train"]["loss"] is None:  # diverged: report why, and keep no useless model
+        log(report)
+        log(health)
+        reason = history.stop_reason or ("the loss on the training data is not finite; lower "
+                                         "the learning rate")
+        raise RuntimeError(f"training diverged: {reason}; nothing was written to {out}")
     model_json = {"format": MODEL_FORMAT, "version": 1, "architecture": arch, "task": prep.task,
                   "data": prep.data_spec, "classes": prep.classes}
     with _atomic_dir(out) as tmp:

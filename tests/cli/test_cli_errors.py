@@ -136,6 +136,12 @@ def test_infinity_in_features_and_target(root: Path, csv: Path) -> None:
     train_fails(root, inf_target, "--target", "satisfaction_score", says="infinite")
 
 
+def test_diverging_training_writes_nothing(root: Path) -> None:
+    reg = make_tabular_csv(root / "diverge.csv", n=60, task="regression")
+    train_fails(root, reg, "--target", "satisfaction_score", "--optimizer", "sgd", "--lr", "1e6",
+                *FAST, says="diverged")
+
+
 def test_regression_on_text_target(root: Path, csv: Path) -> None:
     train_fails(root, csv, "--target", "satisfaction", "--task", "regression", says="numeric")
 
