@@ -437,7 +437,7 @@ class _Tape:
             for p, g in zip(params, grads, strict=True):
                 self._grad_home[id(g)] = flat_g[off:off + p.data.size].reshape(p.shape)
                 off += p.data.size
-            self._sgd[id(opt)] = (params, flat_p, flat_g, np.empty_like(flat_p))
+            self._sgd[id(opt)] = (params, flat_p, flat_g, None)
 
     @staticmethod
     def _is_sgd_step(node: _Node) -> bool:
@@ -456,10 +456,15 @@ class _Tape:
                  f'not {grp}["maximize"]']
         conds += [f"{self._bound[id(p)][0]}.grad is {self._bound[id(p)][1]}" for p in params]
         conds += [f"{self._bound[id(p)][1]}.data is {self._bound[id(p)][2]}" for p in params]
-        fp, fg, tmp = (self._const(a, "s") for a in (flat_p, flat_g, scratch))
-        self.ns["_multiply"], self.ns["_subtract"] = np.multiply, np.subtract
-        self.lines += [f"if {' and '.join(conds)}:",
-                       f'    _subtract({fp}, _multiply({fg}, {grp}["lr"], out={tmp}), out={fp})',
+        fp, fg = self._const(flat_p, "s"), self._const(flat_g, "s")
+        axpy = _blas_axpy(flat_p.dtype)
+        if axpy is not None:  # BLAS p += (-lr) g: one pass, no scratch
+            update = f'{self._const(axpy, "f")}({fg}, {fp}, a=-{grp}["lr"])'
+        else:
+            self.ns["_multiply"], self.ns["_subtract"] = np.multiply, np.subtract
+            tmp = self._const(scratch if scratch is not None else np.empty_like(flat_p), "s")
+            update = f'_subtract({fp}, _multiply({fg}, {grp}["lr"], out={tmp}), out={fp})'
+        self.lines += [f"if {' and '.join(conds)}:", f"    {update}",
                        "else:", f"    {self._call(self._const(node.fn, 'f'), node)}"]
         return True
 
@@ -642,6 +647,15 @@ class _Tape:
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
+
+
+def _blas_axpy(dtype: np.dtype) -> Callable | None:
+    """SciPy's BLAS ``axpy`` (y += a x in place) for float32/float64, if SciPy is installed."""
+    try:
+        from scipy.linalg import blas
+    except ImportError:
+        return None
+    return {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}.get(dtype)
 
 
 def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:
