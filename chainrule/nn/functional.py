@@ -10,7 +10,7 @@ import numpy as np
 
 from .._random import Generator, rng
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
-from ..ops.conv import avg_pool2d, conv2d, max_pool2d  # noqa: F401  (F.conv2d, ...)
+from ..ops.conv import avg_pool2d, conv2d, max_pool2d
 from ..ops.nn import gelu, normalize, softsign
 from ..tensor import Tensor
 from .losses import (
@@ -30,6 +30,7 @@ __all__ = [
     "softmax", "log_softmax", "dropout", "batch_norm", "layer_norm", "one_hot",
     "mse_loss", "sum_squared_error", "l1_loss", "huber_loss", "gaussian_nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss",
+    "conv2d", "max_pool2d", "avg_pool2d",
 ]
 
 

@@ -16,6 +16,7 @@ from .elementwise import (
     maximum, minimum, mul, ne, neg, pow, reciprocal, relu, round, rsqrt, sigmoid, sign, sin,
     softplus, softsign, sqrt, square, sub, tan, tanh, where,
 )
+from .conv import avg_pool2d, conv2d, max_pool2d
 from .index import getitem, index_data, take_along_dim
 from .linalg import dot, linear, matmul, mm
 from .reduce import (
