@@ -7,7 +7,9 @@ From that tape it writes one Python function of plain NumPy calls, with no Tenso
 per step: ufunc-shaped results go into buffers allocated once (``out=``); an elementwise result
 reuses the buffer of an input that dies there (chains of elementwise ops run in place in one
 buffer); views of fixed buffers are taken once; parameters' gradients land in fixed buffers bound
-to ``.grad``; optimisers run their own in-place ``step()``. ``step.source`` shows the code.
+to ``.grad``; optimisers and schedulers run their own ``step()``, except plain SGD: its
+parameters are packed side by side in one array (each ``p.data`` becomes a view of it) so the
+update is one BLAS axpy (or two NumPy calls). ``step.source`` shows the generated code.
 
 Rules (as ``jax.jit``): one tape per input signature - a new shape, dtype or non-array argument
 traces again (up to ``max_tapes`` kept); Python code in ``fn`` runs only while tracing, so reading
@@ -15,7 +17,9 @@ a tensor's value there (``.item()``, ``float(t)``, ``bool(t)``, ``.numpy()``, ``
 raises ``CompileError`` naming the line, and so do random draws (dropout in training mode) and
 gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays are reused from step
 to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), the step
-traces again.
+traces again. Not seen by the tracer, so not replayed: NumPy work done directly on ``.data``
+arrays (use the in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are
+recorded) and Python values read from ``.data``.
 """
 
 from __future__ import annotations
