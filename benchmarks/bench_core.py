@@ -69,7 +69,7 @@ def _mlp_weights(sizes: list[int], seed: int = 0) -> list[tuple[np.ndarray, np.n
 def _mlp_chainrule(ws: list, x0: np.ndarray, y0: np.ndarray) -> Callable[[], None]:
     params = [(cr.tensor(w, requires_grad=True), cr.tensor(b, requires_grad=True)) for w, b in ws]
     flat = [p for pair in params for p in pair]
-    x, y = cr.tensor(x0), cr.tensor(y0)
+    x = cr.tensor(x0)
 
     def step() -> None:
         h = x
@@ -91,7 +91,9 @@ def _mlp_chainrule(ws: list, x0: np.ndarray, y0: np.ndarray) -> Callable[[], Non
 def _mlp_torch(ws: list, x0: np.ndarray, y0: np.ndarray) -> Callable[[], None]:
     import torch
 
-    params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)) for w, b in ws]
+    params = [
+        (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)) for w, b in ws
+    ]
     flat = [p for pair in params for p in pair]
     x, y = torch.tensor(x0), torch.tensor(y0)
 
@@ -188,7 +190,8 @@ def main() -> None:
         "torch": lambda: _chain_torch(x0),
         "autograd": lambda: _chain_autograd(x0),
     })
-    report("chain of 60 small elementwise ops (32x64), forward + backward", run(chain, args.repeats, 50))
+    report("chain of 60 small elementwise ops (32x64), forward + backward",
+           run(chain, args.repeats, 50))
     ws = _mlp_weights([64, 64, 64, 10])
     y0 = rng.integers(0, 10, 32)
     mlp = _peers({
@@ -196,7 +199,8 @@ def main() -> None:
         "torch": lambda: _mlp_torch(ws, x0, y0),
         "autograd": lambda: _mlp_autograd(ws, x0, y0),
     })
-    report("small MLP step 64-64-64-10, batch 32, tanh, cross-entropy, SGD", run(mlp, args.repeats, 50))
+    report("small MLP step 64-64-64-10, batch 32, tanh, cross-entropy, SGD",
+           run(mlp, args.repeats, 50))
     print("\n(torch pinned to 1 thread; ratios < 1 mean chainrule is faster)")
 
 
