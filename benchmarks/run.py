@@ -4,7 +4,8 @@ Every workload (benchmarks/workloads.py) runs for chainrule (eager and compiled)
 installed peer in this one process, interleaved (A B C, then B C A, ...), from the same weights
 and batch; the table shows the median time per training step (forward + backward + SGD update),
 chainrule's ratio to each, peak memory and the first-step loss (equal losses = same problem).
-Float32 throughout (micrograd computes in Python floats). Threads are pinned before anything
+Float32 throughout (micrograd computes in Python floats); Python's garbage collector is paused
+inside each timed round, as timeit does. Threads are pinned before anything
 is imported: BLAS (OpenBLAS/MKL env vars and threadpoolctl), torch (set_num_threads), XLA
 (flags) and the process itself (CPU affinity), so no framework gets a second core through helper
 threads (JAX's asynchronous dispatch would otherwise overlap Python with compute).
@@ -174,13 +175,18 @@ def time_workload(runners: dict[str, Runner], rounds: int, block_s: float = 0.02
     names = list(runners)
     samples: dict[str, list[float]] = {n: [] for n in names}
     for k in range(rounds):
-        for name in names[k % len(names):] + names[:k % len(names)]:
-            r, n = runners[name], inner[name]
-            t = time.perf_counter()
-            for _ in range(n):
-                r.step()
-            r.sync()
-            samples[name].append((time.perf_counter() - t) / n)
+        gc.collect()
+        gc.disable()  # as timeit does: no collector pause lands in one framework's block
+        try:
+            for name in names[k % len(names):] + names[:k % len(names)]:
+                r, n = runners[name], inner[name]
+                t = time.perf_counter()
+                for _ in range(n):
+                    r.step()
+                r.sync()
+                samples[name].append((time.perf_counter() - t) / n)
+        finally:
+            gc.enable()
     for name, ts in samples.items():
         out[name].update(median_s=statistics.median(ts), min_s=min(ts), steps=inner[name] * rounds)
     return out

@@ -109,8 +109,11 @@ def _plain(v: Any) -> bool:
 
 
 def _flat(x: Any, skip: type | None = None) -> Iterator[Any]:
-    """Every leaf value inside nested tuples, lists, dicts and slices."""
-    if isinstance(x, (tuple, list)):
+    """Every leaf value inside nested tuples, lists, dicts and slices (a tensor's array for a
+    tensor, unless tensors are skipped)."""
+    if isinstance(x, Tensor) and skip is None:
+        yield x.data
+    elif isinstance(x, (tuple, list)):
         for v in x:
             yield from _flat(v, skip)
     elif isinstance(x, dict):
@@ -231,8 +234,8 @@ class Compiled:
                 "compile: the step draws random numbers (dropout in training mode?); the tape "
                 "would repeat the same draw every step. Don't compile this step (or use eval())"
             )
-        for v in _flat(result):
-            if not (v is None or isinstance(v, Tensor)):
+        for v in _flat(result, skip=Tensor):
+            if v is not None:
                 raise CompileError(
                     f"compile: the step returned a {type(v).__name__}, which the tape would "
                     "freeze at its first value; return tensors (e.g. the loss) and convert "
@@ -347,6 +350,8 @@ class _Tape:
         if isinstance(x, np.ndarray):
             v = self.values.get(id(x))
             return v.name if v is not None else self._external(x)
+        if isinstance(x, Tensor):  # e.g. the loss handed to a scheduler: this step's value
+            return f"_Tensor_make({self._expr(x.data)})"
         if x is None or isinstance(x, (bool, int, str)) and type(x) in (bool, int, str):
             return repr(x)
         if type(x) is float and np.isfinite(x):
@@ -393,7 +398,7 @@ class _Tape:
                 head.append(f"if {name}.shape != {buf.shape!r} or {name}.dtype != "
                             f"{self._const(buf.dtype, 's')}:")
             head.append("    return _RETRACE")
-        outputs = [t.data for t in _flat(result) if isinstance(t, Tensor)]
+        outputs = [a for a in _flat(result) if isinstance(a, np.ndarray)]
         live = _live_nodes(nodes, outputs)
         self._pack_sgd(tracer, live)
         escaping = self._plan(nodes, live, outputs)

@@ -304,3 +304,20 @@ def test_packed_sgd_follows_option_changes_and_late_zero_grad():
         np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
         assert q.grad is None
     assert c2.traces == 1
+
+
+def test_scheduler_reading_the_loss_gets_each_steps_value():
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.5)
+        sched = optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+        base = _classifier_step(m, opt)
+
+        def step(x, y):
+            loss = base(x, y)
+            sched.step(loss)
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(6))
