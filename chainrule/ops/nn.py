@@ -101,27 +101,50 @@ def _grad_scale(g: Any, denom: Any, reduction: str) -> Any:
 
 class _SoftmaxMemo:
     """The softmax the forward pass of the last cross-entropy call already computed, handed to
-    its VJP (on arrays) instead of being computed again; one entry, matched by identity."""
+    its VJP (on arrays) instead of being computed again; one entry, matched by identity.
+    ``plain`` marks a call of the common case (see ``_plain_mean_fwd``)."""
 
     __slots__ = ("entry",)
 
     def __init__(self) -> None:
         self.entry: tuple | None = None
 
-    def put(self, ans: np.ndarray, x: np.ndarray, e: np.ndarray, s: np.ndarray) -> None:
-        self.entry = (ans, x, e, s)
+    def put(self, ans: np.ndarray, x: np.ndarray, e: np.ndarray, s: np.ndarray,
+            plain: bool = False) -> None:
+        self.entry = (ans, x, e, s, plain)
 
-    def take(self, ans: Any, x: Any) -> np.ndarray | None:
-        """softmax(x) if the forward that returned ``ans`` from ``x`` left it, else None."""
+    def take(self, ans: Any, x: Any) -> tuple[np.ndarray, bool] | None:
+        """(softmax(x), plain) if the forward that returned ``ans`` from ``x`` left it."""
         entry, self.entry = self.entry, None
         if entry is None or entry[0] is not ans or entry[1] is not x:
             return None
         e, s = entry[2], entry[3]
         e /= s.reshape(s.shape[:1] + (1,) + s.shape[1:])
-        return e
+        return e, entry[4]
 
 
 _softmax_memo = _SoftmaxMemo()
+_rows: dict[int, np.ndarray] = {}  # n -> arange(n), the row index of a label pick
+
+
+def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.ndarray | None:
+    """Mean cross-entropy of (N, C) logits, no class weights, no smoothing, no label ignored:
+    the same arithmetic as the general path with a third of its NumPy calls. None otherwise."""
+    n = x.shape[0]
+    if not n or (target == ignore_index).any():
+        return None
+    rows = _rows.get(n)
+    if rows is None:
+        rows = _rows[n] = np.arange(n)
+    m = x.max(axis=1, keepdims=True)
+    e = np.subtract(x, m)
+    s = np.exp(e, out=e).sum(axis=1)
+    loss = np.log(s)
+    loss += m[:, 0]
+    loss -= x[rows, target]
+    out = np.asarray(loss.sum() / n)
+    _softmax_memo.put(out, x, e, s, plain=True)
+    return out
 
 
 def _cross_entropy_fwd(
@@ -129,6 +152,10 @@ def _cross_entropy_fwd(
     label_smoothing: float, reduction: str,
 ) -> np.ndarray:
     # loss_n = w_t (lse - x_t); logits that are +-inf give NaN, as in PyTorch
+    if weight is None and not label_smoothing and x.ndim == 2 and reduction == "mean":
+        out = _plain_mean_fwd(x, target, ignore_index)
+        if out is not None:
+            return out
     n_classes = x.shape[1]
     labels, w_t, mask, denom = _labels(target, weight, ignore_index, x.dtype)
     m = x.max(axis=1, keepdims=True)
@@ -155,6 +182,12 @@ def _cross_entropy_vjp(
     # smoothing adds mask * eps/C * (sum(w) * softmax - w_c). a and b are constants, so under
     # create_graph the result stays differentiable through the softmax; on arrays it is
     # computed in place, without a one-hot matrix.
+    hit = _softmax_memo.take(ans, x) if isinstance(x, np.ndarray) else None
+    if hit is not None and hit[1]:  # the plain mean: softmax - onehot, over N
+        p = hit[0]
+        p[_rows[p.shape[0]], target] -= 1.0
+        p *= g * (1.0 / p.shape[0])
+        return p
     shape, dtype = x.shape, x.dtype
     n_classes, keep = shape[1], 1.0 - label_smoothing
     labels, w_t, mask, denom = _labels(target, weight, ignore_index, dtype)
@@ -166,9 +199,7 @@ def _cross_entropy_vjp(
         wc = _class_weights(weight, n_classes, len(shape), dtype)
         a = (keep if a is None else a) + m * wc.sum()
         dense = m[:, None] * wc
-    p = _softmax_memo.take(ans, x) if isinstance(x, np.ndarray) else None
-    if p is None:
-        p = _softmax(x, axis=1)
+    p = _softmax(x, axis=1) if hit is None else hit[0]
     scale = _grad_scale(g, denom, reduction)
     if not isinstance(p, np.ndarray):
         b = _onehot(shape, labels, at_label, dtype)
