@@ -11,11 +11,11 @@ import numpy as np
 from .._random import Generator
 from ..ops.conv import as_pair, avg_pool2d, conv2d, max_pool2d, pool_geometry
 from ..tensor import Tensor
-from .init import get_initializer, zeros
-from .module import Module, Parameter
+from .layers import _WeightAndBias
+from .module import Module
 
 
-class Conv2d(Module):
+class Conv2d(_WeightAndBias):
     """2-D convolution: weight (out_channels, in_channels, kh, kw) and bias (out_channels,).
 
     ``init`` names the weight initialiser, as for Linear (default "glorot_uniform"; "he_uniform"
@@ -37,21 +37,8 @@ class Conv2d(Module):
         self.stride = as_pair(stride, "stride", "Conv2d", 1)
         self.padding = as_pair(padding, "padding", "Conv2d", 0)
         self.dilation = as_pair(dilation, "dilation", "Conv2d", 1)
-        self.init = get_initializer(init)
-        dt = np.dtype(dtype or np.float32)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        self.weight = Parameter(Tensor._make(np.zeros(shape, dt)))
-        self.bias = Parameter(Tensor._make(np.zeros(self.out_channels, dt))) if bias else None
-        self.reset_parameters(generator)
-
-    def reset_parameters(self, generator: Generator | None = None) -> None:
-        """Draw new weights with the layer's initialiser and zero the bias."""
-        if generator is None:
-            self.init(self.weight)
-        else:
-            self.init(self.weight, generator=generator)
-        if self.bias is not None:
-            zeros(self.bias)
+        self._make_parameters(shape, bias, init, generator, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)

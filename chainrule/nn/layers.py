@@ -20,7 +20,31 @@ def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
     return Parameter(Tensor._make(np.zeros(shape, np.dtype(dtype or np.float32))))
 
 
-class Linear(Module):
+class _WeightAndBias(Module):
+    """Shared code of Linear and Conv2d: a weight drawn by an initialiser and an optional bias
+    (one entry per output) that starts at 0."""
+
+    def _make_parameters(self, weight_shape: tuple[int, ...], bias: bool,
+                         init: str | Callable[..., Tensor], generator: Generator | None,
+                         dtype: Any) -> None:
+        """Create ``weight`` of ``weight_shape`` and, with ``bias``, ``bias`` of its first
+        dimension; then draw them with ``reset_parameters``."""
+        self.init = get_initializer(init)
+        self.weight = _parameter(weight_shape, dtype)
+        self.bias = _parameter(weight_shape[:1], dtype) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: Generator | None = None) -> None:
+        """Draw new weights with the layer's initialiser and zero the bias."""
+        if generator is None:
+            self.init(self.weight)
+        else:
+            self.init(self.weight, generator=generator)
+        if self.bias is not None:
+            zeros(self.bias)
+
+
+class Linear(_WeightAndBias):
     """y = x @ W.T + b, with W of shape (out_features, in_features) as in PyTorch.
 
     ``init`` names the weight initialiser (default "glorot_uniform"; see
@@ -32,19 +56,7 @@ class Linear(Module):
                  generator: Generator | None = None, dtype: Any = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.init = get_initializer(init)
-        self.weight = _parameter((out_features, in_features), dtype)
-        self.bias = _parameter((out_features,), dtype) if bias else None
-        self.reset_parameters(generator)
-
-    def reset_parameters(self, generator: Generator | None = None) -> None:
-        """Draw new weights with the layer's initialiser and zero the bias."""
-        if generator is None:
-            self.init(self.weight)
-        else:
-            self.init(self.weight, generator=generator)
-        if self.bias is not None:
-            zeros(self.bias)
+        self._make_parameters((out_features, in_features), bias, init, generator, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return linear(input, self.weight, self.bias)
