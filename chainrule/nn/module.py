@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -257,7 +257,22 @@ class _Handle:
         self.registry.pop(self.key, None)
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """Shared code of Sequential and ModuleList: submodules named "0", "1", ... in order."""
+
+    def append(self, module: Module) -> Self:
+        """Add ``module`` at the end (named by its position); returns self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after another; index, slice, iterate and append like a list."""
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
@@ -274,16 +289,6 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __getitem__(self, idx: int | slice) -> Any:
         mods = list(self._modules.values())
         if isinstance(idx, slice):
@@ -291,23 +296,13 @@ class Sequential(Module):
         return mods[idx]
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of submodules whose parameters are registered (for loops in forward)."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         for m in modules:
             self.append(m)
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __getitem__(self, idx: int) -> Module:
         return list(self._modules.values())[idx]
