@@ -65,6 +65,13 @@ def _check_y(y: object, n_samples: int) -> np.ndarray:
     return y
 
 
+def _training_data(X: object, y: object) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated X and y for fit, and y's label coding (see `_label_coding`)."""
+    X = _check_X(X)
+    y = _check_y(y, len(X))
+    return X, y, _label_coding(y)
+
+
 def _label_coding(y: np.ndarray) -> np.ndarray | None:
     """Return the labels [negative, positive] if y is coded {0, 1} or {-1, 1}, else None.
 
@@ -103,6 +110,12 @@ class _LinearUnit:
         self.epochs = epochs
         self.shuffle = shuffle
         self.seed = seed
+
+    def _set_fitted(self, classes: np.ndarray | None, w: np.ndarray, b: float,
+                    history: list) -> None:
+        """Store what fit learned: the label coding, weights, bias and per-epoch history."""
+        self.classes_, self.weight_, self.bias_ = classes, w, float(b)
+        self.history_, self.n_epochs_ = history, len(history)
 
     def _epoch_orders(self, n_samples: int) -> Iterator[np.ndarray]:
         """Yield the sample order of each epoch: a fresh permutation per epoch if shuffling."""
@@ -171,9 +184,7 @@ class Perceptron(_LinearUnit):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Train on X (n_samples, n_features) and labels y in {0, 1} or {-1, 1}; return self."""
-        X = _check_X(X)
-        y = _check_y(y, len(X))
-        classes = _label_coding(y)
+        X, y, classes = _training_data(X, y)
         if classes is None:
             found = np.unique(y)[:5].tolist()
             raise ValueError(f"Perceptron targets must be {{0, 1}} or {{-1, 1}}; got {found}")
@@ -188,8 +199,7 @@ class Perceptron(_LinearUnit):
             history.append(_count_mistakes(X @ w + b, t))
             if history[-1] == 0:
                 break
-        self.classes_, self.weight_, self.bias_ = classes, w, float(b)
-        self.history_, self.n_epochs_ = history, len(history)
+        self._set_fitted(classes, w, b, history)
         return self
 
 
@@ -226,9 +236,7 @@ class WidrowHoff(_LinearUnit):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Train on X (n_samples, n_features) and targets y (labels or real values); return self."""
-        X = _check_X(X)
-        y = _check_y(y, len(X))
-        classes = _label_coding(y)
+        X, y, classes = _training_data(X, y)
         d = y if classes is None else _signs(y, classes)
         w, b = np.zeros(X.shape[1]), 0.0
         history: list[float] = []
@@ -248,8 +256,7 @@ class WidrowHoff(_LinearUnit):
                     )
                 history.append(mse)
                 mistakes.append(_count_mistakes(output, d))
-        self.classes_, self.weight_, self.bias_ = classes, w, float(b)
-        self.history_, self.n_epochs_ = history, len(history)
+        self._set_fitted(classes, w, b, history)
         self.mistakes_ = None if classes is None else mistakes
         return self
 
