@@ -299,12 +299,12 @@ _PER_CALL = ("dyn", "lbuf", "input")  # arrays that are new objects at every cal
 class _Value:
     """An array of the tape: where it comes from and how the generated code names it."""
 
-    __slots__ = ("name", "kind", "node", "roots", "array")
+    __slots__ = ("name", "kind", "roots", "array")
 
-    def __init__(self, name: str, kind: str, node: int, roots: tuple, array: Any) -> None:
+    def __init__(self, name: str, kind: str, roots: tuple, array: Any) -> None:
         self.name = name    # expression in the generated code
-        self.kind = kind    # "input", "ext", "buf" (out= buffer), "view" (hoisted), "dyn"
-        self.node = node    # index of the producing node (-1 for inputs/externals)
+        self.kind = kind    # "input", "ext", "buf"/"lbuf" (out= buffer, of a gradient),
+        #                     "view" (taken once), "dyn" (a new array at every call)
         self.roots = roots  # ids of the buffers it lives in (itself, or its bases)
         self.array = array  # the static array (inputs, externals, buffers, hoisted views)
 
@@ -370,7 +370,7 @@ class _Tape:
         """An array the step reads but did not make (a parameter, a constant)."""
         arr = self._remap.get(id(a), a)
         name = self._const(arr, "e")
-        self.values[id(a)] = self.values[id(arr)] = _Value(name, "ext", -1, (id(a),), arr)
+        self.values[id(a)] = self.values[id(arr)] = _Value(name, "ext", (id(a),), arr)
         return name
 
     def _call(self, fn_name: str, node: _Node, out: str | None = None) -> str:
@@ -388,7 +388,7 @@ class _Tape:
                 head.append(f"if a{k} != {self._const(a, 's')}:")
             else:
                 name = f"x{k}"
-                self.values[id(buf)] = _Value(name, "input", -1, (id(buf),), buf)
+                self.values[id(buf)] = _Value(name, "input", (id(buf),), buf)
                 if isinstance(a, Tensor):
                     head += [f"if not isinstance(a{k}, _Tensor):", "    return _RETRACE",
                              f"{name} = a{k}.data"]
@@ -401,7 +401,7 @@ class _Tape:
         outputs = [a for a in _flat(result) if isinstance(a, np.ndarray)]
         live = _live_nodes(nodes, outputs)
         self._pack_sgd(tracer, live)
-        escaping = self._plan(nodes, live, outputs)
+        self._plan(nodes, live, outputs)
         body = head + self._guards(tracer) + self.lines
         for node in nodes:  # a step that ends with p.grad = None: do it again on replay
             if node.kind == "leaf" and node.tensor.grad is None:
@@ -412,9 +412,8 @@ class _Tape:
         self.source = f"def replay({params}):\n" + "".join(f"    {ln}\n" for ln in body)
         exec(self.source, self.ns)  # noqa: S102 (code generated from the tape above)
         self.replay = self.ns["replay"]
-        self.escaping = escaping
 
-    # -- plain SGD: one multiply and one subtract for all parameters --------------------------
+    # -- plain SGD: one update call for all parameters ------------------------------------------
     def _pack_sgd(self, tracer: _Tracer, live: list[bool]) -> None:
         """For each plain-SGD optimiser whose parameters all get their gradient in a buffer of
         the tape, put the parameters (and those buffers) side by side in one array: each
@@ -503,7 +502,7 @@ class _Tape:
         return self._expr(x)
 
     # -- planning: classify every result, give buffers, write one line per node ---------------
-    def _plan(self, nodes: list[_Node], live: list[bool], outputs: list) -> set[int]:
+    def _plan(self, nodes: list[_Node], live: list[bool], outputs: list) -> None:
         # 0. gradients that reach exactly one leaf (of their dtype) get a buffer of their own
         reach: dict[int, list[_Node]] = {}
         for j, node in enumerate(nodes):
@@ -537,7 +536,7 @@ class _Tape:
             else:
                 kind = "dyn"
             kinds.append(kind)
-            self.values[id(out)] = _Value("", kind, j, roots, None)
+            self.values[id(out)] = _Value("", kind, roots, None)
         # 2. liveness of buffers: last node reading each root; escaping ones live forever
         last: dict[int, int] = {}
         for j, node in enumerate(nodes):
@@ -558,6 +557,9 @@ class _Tape:
         # 3. buffers and code, node by node
         free: dict[tuple, list[np.ndarray]] = {}
         owner: dict[int, np.ndarray] = {}  # root id -> its buffer
+        ends: dict[int, list[int]] = {}    # node -> roots last read there
+        for r, end in last.items():
+            ends.setdefault(end, []).append(r)
         for j, node in enumerate(nodes):
             if not live[j]:
                 continue
@@ -578,12 +580,10 @@ class _Tape:
             elif not (self._is_sgd_step(node) and id(node.fn.__self__) in self._sgd
                       and self._emit_sgd(node)):  # effects and optimiser calls
                 self.lines.append(self._call(self._const(node.fn, "f"), node))
-            for r, end in list(last.items()):  # buffers whose last reader was this node
-                if end == j and r in owner:
+            for r in ends.get(j, ()):  # buffers whose last reader was this node are free
+                if r in owner and last.get(r) == j:
                     buf = owner.pop(r)
                     free.setdefault((buf.shape, buf.dtype.str, buf.strides), []).append(buf)
-                    del last[r]
-        return escaping
 
     def _hoist(self, node: _Node) -> bool:
         """Take a view of fixed arrays once, now; False if here it would not be a view."""
