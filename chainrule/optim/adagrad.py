@@ -54,23 +54,14 @@ class Adagrad(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adagrad update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
-        state, work = self.state, self._work
+        state = self.state
         mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
         for group in self.param_groups:
             lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-            wd, maximize = group["weight_decay"], group["maximize"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, d = p.grad.data, p.data
+            for p, g, d, b in self._gradients(group, group["weight_decay"]):
                 st = state[p]
                 t = st["step"] = st["step"] + 1
                 s = st["sum"]
-                a, b = work(d)
-                if maximize:
-                    g = np.negative(g, out=a)
-                if wd != 0:
-                    g = add(g, mul(d, wd, out=b), out=a)
                 clr = lr / (1 + (t - 1) * lr_decay)
                 add(s, mul(g, g, out=b), out=s)
                 std = add(np.sqrt(s, out=b), eps, out=b)

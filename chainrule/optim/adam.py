@@ -49,17 +49,15 @@ class Adam(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
-        state, work = self.state, self._work
+        state = self.state
         mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
         for group in self.param_groups:
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             beta1, beta2 = group["betas"]
-            amsgrad, maximize = group["amsgrad"], group["maximize"]
-            decoupled = group["decoupled_weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, d = p.grad.data, p.data
+            amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
+            for p, g, d, b in self._gradients(group, 0 if decoupled else wd):
+                if decoupled and wd != 0:
+                    mul(d, 1 - lr * wd, out=d)
                 st = state[p]
                 if not st:
                     st["step"] = 0
@@ -69,15 +67,6 @@ class Adam(Optimizer):
                         st["max_exp_avg_sq"] = np.zeros_like(d)
                 m, v = st["exp_avg"], st["exp_avg_sq"]
                 t = st["step"] = st["step"] + 1
-                a, b = work(d)
-                if maximize:
-                    g = np.negative(g, out=a)
-                if wd != 0:
-                    if decoupled:
-                        mul(d, 1 - lr * wd, out=d)
-                    else:
-                        mul(d, wd, out=b)
-                        g = add(g, b, out=a)
                 # m.lerp_(g, 1 - beta1); v = beta2 * v + (1 - beta2) * g^2
                 add(m, mul(sub(g, m, out=b), 1 - beta1, out=b), out=m)
                 mul(v, beta2, out=v)

@@ -9,7 +9,7 @@ nothing and records no graph.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -158,6 +158,24 @@ class Optimizer:
         if w is None or len(w) < n:
             w = self._pool[key] = tuple(np.empty(d.shape, d.dtype) for _ in range(n))
         return w
+
+    def _gradients(self, group: dict[str, Any], weight_decay: float
+                   ) -> Iterator[tuple[Tensor, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(p, g, d, b)`` for each parameter of ``group`` that has a gradient: ``g`` is its
+        gradient, negated if the group says ``maximize`` and plus ``weight_decay * p`` (L2) when
+        that is nonzero; ``d`` is ``p.data``; ``b`` is a scratch array like ``d`` that the caller
+        may overwrite (``g`` may live in the other one)."""
+        maximize = group["maximize"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g, d = p.grad.data, p.data
+            a, b = self._work(d)
+            if maximize:
+                g = np.negative(g, out=a)
+            if weight_decay != 0:
+                g = np.add(g, np.multiply(d, weight_decay, out=b), out=a)
+            yield p, g, d, b
 
     # -- saving and restoring -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -45,15 +45,12 @@ class RMSprop(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One RMSprop update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
-        state, work = self.state, self._work
+        state = self.state
         mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
         for group in self.param_groups:
-            lr, alpha, eps, wd = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
-            momentum, centered, maximize = group["momentum"], group["centered"], group["maximize"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, d = p.grad.data, p.data
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            momentum, centered = group["momentum"], group["centered"]
+            for p, g, d, b in self._gradients(group, group["weight_decay"]):
                 st = state[p]
                 if not st:
                     st["step"] = 0
@@ -64,11 +61,6 @@ class RMSprop(Optimizer):
                         st["grad_avg"] = np.zeros_like(d)
                 st["step"] += 1
                 sq = st["square_avg"]
-                a, b = work(d)
-                if maximize:
-                    g = np.negative(g, out=a)
-                if wd != 0:
-                    g = add(g, mul(d, wd, out=b), out=a)
                 mul(sq, alpha, out=sq)
                 add(sq, mul(mul(g, g, out=b), 1 - alpha, out=b), out=sq)
                 if centered:

@@ -45,21 +45,12 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One SGD update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
-        state, work = self.state, self._work
+        state = self.state
         mul, add, sub = np.multiply, np.add, np.subtract
         for group in self.param_groups:
-            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-            damp, nesterov, maximize = 1 - group["dampening"], group["nesterov"], group["maximize"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, d = p.grad.data, p.data
-                a, b = work(d)
-                if maximize:
-                    g = np.negative(g, out=a)
-                if wd != 0:
-                    mul(d, wd, out=b)
-                    g = add(g, b, out=a)
+            lr, momentum = group["lr"], group["momentum"]
+            damp, nesterov = 1 - group["dampening"], group["nesterov"]
+            for p, g, d, b in self._gradients(group, group["weight_decay"]):
                 if momentum != 0:
                     st = state[p]
                     buf = st.get("momentum_buffer")
