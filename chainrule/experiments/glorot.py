@@ -23,7 +23,7 @@ import numpy as np
 import chainrule as cr
 from chainrule import nn, optim
 from chainrule.data.datasets import load_digits
-from chainrule.diagnostics import GradientMonitor
+from chainrule.diagnostics import GradientMonitor, _fmt
 from chainrule.experiments import ExperimentResult
 from chainrule.nn import init
 from chainrule.plots import plot_activation_histograms, plot_gradient_norms, plot_saturation
@@ -176,9 +176,9 @@ def _statistics_table(monitor: GradientMonitor) -> str:
         for name in monitor.layers:
             s = record["layers"][name]
             lines.append(
-                f"  {record['step']:>6} {name:<8} {_num(s['act_mean'], '9.3f')} "
-                f"{_num(s['act_std'], '8.3f')} {_num(s['saturated'], '9.0%')} "
-                f"{_num(s['backprop_std'], '10.2e')} {_num(s['grad_norm'], '9.2e')}"
+                f"  {record['step']:>6} {name:<8} {_fmt(s['act_mean'], '9.3f')} "
+                f"{_fmt(s['act_std'], '8.3f')} {_fmt(s['saturated'], '9.0%')} "
+                f"{_fmt(s['backprop_std'], '10.2e')} {_fmt(s['grad_norm'], '9.2e')}"
             )
     return "\n".join(lines)
 
@@ -227,9 +227,3 @@ def _summary(rows: list[dict[str, Any]], warnings: dict[str, list]) -> list[str]
         "sigmoid units into saturation, where they pass almost no gradient."
     )
     return lines
-
-
-def _num(v: float | None, spec: str) -> str:
-    """Format a number, '-' if missing."""
-    width = int(spec.split(".")[0])
-    return f"{'-':>{width}}" if v is None else format(v, spec)
