@@ -10,13 +10,13 @@ is imported: BLAS (OpenBLAS/MKL env vars and threadpoolctl), torch (set_num_thre
 (flags) and the process itself (CPU affinity), so no framework gets a second core through helper
 threads (JAX's asynchronous dispatch would otherwise overlap Python with compute).
 
-Peak memory: each framework runs again in a fresh subprocess, which builds and runs a throwaway
-copy first (so one-time allocations - BLAS buffers, JIT caches - are already made), resets the
-kernel's peak-RSS counter, then builds the model and trains 21 steps (fewer if a step takes
-seconds); reported is that peak RSS
-minus the resident size just before the model was built (model + gradients + optimiser state +
-step temporaries). glibc is told to map every block of 64 KiB or more on its own and to return
-freed memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
+Peak memory (of training): each framework runs again in a fresh subprocess, which builds and
+runs a throwaway copy first (so one-time allocations - BLAS buffers - are already made), builds
+the model, resets the kernel's peak-RSS counter and trains 21 steps (fewer if a step takes
+seconds); reported is that peak RSS minus the resident size before the first step: gradients,
+optimiser state, activations and temporaries (and, for jax.jit and chainrule.compile, compiling
+the step). glibc is told to map every block of 64 KiB or more on its own and to return freed
+memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
 
 Usage: python benchmarks/run.py [--threads N] [--workloads small_mlp,...] [--rounds R]
        [--no-memory]. Writes benchmarks/results/latest.json and latest.md.
@@ -211,12 +211,12 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
         warm[framework].step()
     warm[framework].sync()
     del warm
+    runners, _ = build(wl, wl.full, only=framework)
+    r = runners[framework]
     gc.collect()
     base = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS counter (VmHWM)
         f.write("5")
-    runners, _ = build(wl, wl.full, only=framework)
-    r = runners[framework]
     t = time.perf_counter()
     r.step()
     r.sync()
@@ -279,7 +279,8 @@ def markdown(report: dict[str, Any]) -> str:
              + f"; **{m['threads']} thread(s)**, process pinned to {m['threads']} CPU(s). "
              "Median time per training step (forward + backward + SGD update), float32. "
              "Ratio columns: chainrule's time ÷ this row's (below 1: chainrule is faster). "
-             "Peak memory: peak RSS of building + training the model in a fresh process.", ""]
+             "Peak memory: peak RSS while training (gradients, optimiser state, activations, "
+             "temporaries) above the RSS of the built model, in a fresh process.", ""]
     for res in report["workloads"].values():
         fw = res["frameworks"]
         lines += [f"**{res['title']}**", "",
