@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -12,27 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from chainrule.cli import main
-
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["evaluate"], ["predict"],
                                      ["experiment"]])
-def test_help_everywhere(command: list[str]) -> None:
+def test_help_everywhere(command: list[str], run) -> None:
     code, out, _ = run(*command, "--help")
     assert code == 0
     assert out.startswith("usage: chainrule")
 
 
-def test_train_help_lists_the_flags() -> None:
+def test_train_help_lists_the_flags(run) -> None:
     _, out, _ = run("train", "--help")
     for flag in ("--target", "--task", "--hidden", "--activation", "--init", "--optimizer",
                  "--lr", "--epochs", "--batch-size", "--prior", "--weight-decay",
@@ -54,7 +43,7 @@ def test_console_script(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_demo(tmp_path: Path) -> None:
+def test_demo(tmp_path: Path, run) -> None:
     out = tmp_path / "demo"
     code, stdout, err = run("demo", "--out", out, "--epochs", "2", "--quiet")
     assert code == 0, err
@@ -74,14 +63,14 @@ def test_demo(tmp_path: Path) -> None:
     assert code == 0 and json.loads(stdout)["n"] > 1000
 
 
-def test_demo_out_is_a_file(tmp_path: Path) -> None:
+def test_demo_out_is_a_file(tmp_path: Path, run) -> None:
     (tmp_path / "taken").write_text("x")
     code, _, err = run("demo", "--out", tmp_path / "taken", "--epochs", "1", "--quiet")
     assert code == 1 and err.startswith("chainrule: error:") and "not a directory" in err
     assert (tmp_path / "taken").read_text() == "x"
 
 
-def test_experiment_rules(tmp_path: Path) -> None:
+def test_experiment_rules(tmp_path: Path, run) -> None:
     out = tmp_path / "rules"
     code, stdout, err = run("experiment", "rules", "--out", out, "--quick")
     assert code == 0, err
@@ -91,7 +80,7 @@ def test_experiment_rules(tmp_path: Path) -> None:
     assert plots and all(p.read_bytes()[:8] == PNG for p in plots)
 
 
-def test_experiment_glorot_quick(tmp_path: Path) -> None:
+def test_experiment_glorot_quick(tmp_path: Path, run) -> None:
     out = tmp_path / "glorot"
     code, stdout, err = run("experiment", "glorot", "--out", out, "--quick")
     assert code == 0, err
@@ -102,7 +91,7 @@ def test_experiment_glorot_quick(tmp_path: Path) -> None:
     assert len(plots) >= 4 and all(p.read_bytes()[:8] == PNG for p in plots)
 
 
-def test_experiment_out_is_a_file(tmp_path: Path) -> None:
+def test_experiment_out_is_a_file(tmp_path: Path, run) -> None:
     (tmp_path / "taken").write_text("x")
     code, _, err = run("experiment", "rules", "--out", tmp_path / "taken", "--quick")
     assert code == 1 and err.startswith("chainrule: error:") and len(err.splitlines()) == 1

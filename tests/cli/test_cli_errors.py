@@ -4,8 +4,6 @@ existing one is untouched)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -14,29 +12,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chainrule.cli import main
 from chainrule.data import make_image_folder, make_tabular_csv
 
 FAST = ["--epochs", "1", "--hidden", "8", "--quiet"]
 
 
-def run(*args: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
+@pytest.fixture(scope="module")
+def fails(run):
+    """``fails(*args, status=1, says="")``: run a command that must fail cleanly; return its
+    error line."""
 
+    def check(*args: object, status: int = 1, says: str = "") -> str:
+        code, _, err = run(*args)
+        assert code == status, err
+        assert "Traceback" not in err
+        lines = err.strip().splitlines()
+        errors = [line for line in lines if line.startswith("chainrule: error:")]
+        assert len(errors) == 1 and lines[-1] == errors[0], err
+        assert says.lower() in errors[0].lower(), errors[0]
+        return errors[0]
 
-def fails(*args: object, status: int = 1, says: str = "") -> str:
-    """Run a command that must fail cleanly; return its error line."""
-    code, _, err = run(*args)
-    assert code == status, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    errors = [line for line in lines if line.startswith("chainrule: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], err
-    assert says.lower() in errors[0].lower(), errors[0]
-    return errors[0]
+    return check
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -55,7 +51,7 @@ def csv(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(root: Path, csv: Path) -> Path:
+def model(root: Path, csv: Path, run) -> Path:
     out = root / "model"
     code, _, err = run("train", csv, "--target", "satisfaction", *FAST, "--out", out)
     assert code == 0, err
@@ -71,25 +67,31 @@ def variant(root: Path, csv: Path, name: str, change) -> Path:
     return path
 
 
-def train_fails(root: Path, data: Path, *flags: object, says: str = "", status: int = 1) -> None:
-    """train must fail, creating no new --out and leaving an existing one untouched."""
-    new = root / "new-out"
-    fails("train", data, *flags, "--out", new, status=status, says=says)
-    assert not new.exists()
-    existing = root / "existing-out"  # an earlier model, which a successful run would replace
-    existing.mkdir(exist_ok=True)
-    (existing / "model.json").write_text(json.dumps({"format": "chainrule-model"}))
-    (existing / "keep.txt").write_text("mine")
-    before = snapshot(existing)
-    fails("train", data, *flags, "--out", existing, status=status, says=says)
-    assert snapshot(existing) == before
-    assert not [p for p in root.iterdir() if p.name.startswith((".new-out", ".existing-out"))]
+@pytest.fixture(scope="module")
+def train_fails(fails):
+    """``train_fails(root, data, *flags, says="", status=1)``: train must fail, creating no new
+    --out and leaving an existing one untouched."""
+
+    def check(root: Path, data: Path, *flags: object, says: str = "", status: int = 1) -> None:
+        new = root / "new-out"
+        fails("train", data, *flags, "--out", new, status=status, says=says)
+        assert not new.exists()
+        existing = root / "existing-out"  # an earlier model, which a successful run would replace
+        existing.mkdir(exist_ok=True)
+        (existing / "model.json").write_text(json.dumps({"format": "chainrule-model"}))
+        (existing / "keep.txt").write_text("mine")
+        before = snapshot(existing)
+        fails("train", data, *flags, "--out", existing, status=status, says=says)
+        assert snapshot(existing) == before
+        assert not [p for p in root.iterdir() if p.name.startswith((".new-out", ".existing-out"))]
+
+    return check
 
 
 # ---- tables --------------------------------------------------------------------------------
 
 
-def test_missing_and_empty_files(root: Path) -> None:
+def test_missing_and_empty_files(root: Path, fails, train_fails) -> None:
     train_fails(root, root / "nowhere.csv", "--target", "y", says="does not exist")
     (root / "empty.csv").write_text("")
     train_fails(root, root / "empty.csv", "--target", "y", says="is empty")
@@ -102,19 +104,19 @@ def test_missing_and_empty_files(root: Path) -> None:
     assert not (root / "o").exists()
 
 
-def test_unknown_target_lists_columns(root: Path, csv: Path) -> None:
+def test_unknown_target_lists_columns(root: Path, csv: Path, fails, train_fails) -> None:
     train_fails(root, csv, "--target", "happiness", says="happiness")
     line = fails("train", csv, "--target", "happiness", "--out", root / "o")
     assert "seat_class" in line and "satisfaction" in line
     train_fails(root, csv, says="--target")  # a table needs a target at all
 
 
-def test_single_class_target(root: Path, csv: Path) -> None:
+def test_single_class_target(root: Path, csv: Path, train_fails) -> None:
     single = variant(root, csv, "single", lambda f: f.__setitem__("satisfaction", "satisfied"))
     train_fails(root, single, "--target", "satisfaction", says="single class")
 
 
-def test_text_in_numeric_column(root: Path, csv: Path) -> None:
+def test_text_in_numeric_column(root: Path, csv: Path, train_fails) -> None:
     def typo(f: pd.DataFrame) -> None:
         f["age"] = f["age"].astype(object)
         f.loc[[3, 40, 70], "age"] = "forty"
@@ -123,7 +125,7 @@ def test_text_in_numeric_column(root: Path, csv: Path) -> None:
                 says="'forty'")
 
 
-def test_infinity_in_features_and_target(root: Path, csv: Path) -> None:
+def test_infinity_in_features_and_target(root: Path, csv: Path, train_fails) -> None:
     def inf(f: pd.DataFrame) -> None:
         f["flight_distance"] = f["flight_distance"].astype(float)
         f.loc[[5, 50], "flight_distance"] = np.inf
@@ -136,13 +138,13 @@ def test_infinity_in_features_and_target(root: Path, csv: Path) -> None:
     train_fails(root, inf_target, "--target", "satisfaction_score", says="infinite")
 
 
-def test_diverging_training_writes_nothing(root: Path) -> None:
+def test_diverging_training_writes_nothing(root: Path, train_fails) -> None:
     reg = make_tabular_csv(root / "diverge.csv", n=60, task="regression")
     train_fails(root, reg, "--target", "satisfaction_score", "--optimizer", "sgd", "--lr", "1e6",
                 *FAST, says="diverged")
 
 
-def test_regression_on_text_target(root: Path, csv: Path) -> None:
+def test_regression_on_text_target(root: Path, csv: Path, train_fails) -> None:
     train_fails(root, csv, "--target", "satisfaction", "--task", "regression", says="numeric")
 
 
@@ -159,7 +161,7 @@ def test_regression_on_text_target(root: Path, csv: Path) -> None:
     ("--early-stopping", "0", "--early-stopping"),
 ])
 def test_bad_flag_values_are_usage_errors(root: Path, csv: Path, flag: str, value: str,
-                                          says: str) -> None:
+                                          says: str, train_fails) -> None:
     train_fails(root, csv, "--target", "satisfaction", flag, value, says=says, status=2)
 
 
@@ -172,11 +174,12 @@ def test_bad_flag_values_are_usage_errors(root: Path, csv: Path, flag: str, valu
     ("--init", "nope", "--init"),
     ("--image-size", "2", "--image-size"),
 ])
-def test_bad_option_values(root: Path, csv: Path, flag: str, value: str, says: str) -> None:
+def test_bad_option_values(root: Path, csv: Path, flag: str, value: str, says: str,
+                           train_fails) -> None:
     train_fails(root, csv, "--target", "satisfaction", flag, value, says=says)
 
 
-def test_usage_errors_are_one_line(root: Path, csv: Path) -> None:
+def test_usage_errors_are_one_line(root: Path, csv: Path, fails) -> None:
     fails(status=2, says="required")
     fails("fly", status=2, says="invalid choice")
     fails("train", csv, "--target", "satisfaction", status=2, says="--out")
@@ -186,7 +189,7 @@ def test_usage_errors_are_one_line(root: Path, csv: Path) -> None:
     assert not (root / "o").exists()
 
 
-def test_out_that_train_must_not_replace(root: Path, csv: Path) -> None:
+def test_out_that_train_must_not_replace(root: Path, csv: Path, fails) -> None:
     precious = root / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
@@ -206,7 +209,7 @@ def test_out_that_train_must_not_replace(root: Path, csv: Path) -> None:
     assert (inside / "data.csv").exists()
 
 
-def test_out_parents_are_not_left_behind(root: Path, csv: Path) -> None:
+def test_out_parents_are_not_left_behind(root: Path, csv: Path, fails) -> None:
     deep = root / "made" / "for" / "out"
     fails("train", csv, "--target", "nope", "--out", deep)
     assert not (root / "made").exists()
@@ -215,7 +218,7 @@ def test_out_parents_are_not_left_behind(root: Path, csv: Path) -> None:
 # ---- images --------------------------------------------------------------------------------
 
 
-def test_image_folder_with_one_class(root: Path) -> None:
+def test_image_folder_with_one_class(root: Path, train_fails) -> None:
     folder = make_image_folder(root / "one", n_per_class=3, size=8)
     shutil.rmtree(folder / "vertical")
     train_fails(root, folder, says="need at least 2")
@@ -224,7 +227,7 @@ def test_image_folder_with_one_class(root: Path) -> None:
     train_fails(root, root / "no-classes", says="need at least 2")
 
 
-def test_no_readable_image(root: Path) -> None:
+def test_no_readable_image(root: Path, train_fails) -> None:
     folder = root / "junk"
     for name in ("cats", "dogs"):
         (folder / name).mkdir(parents=True)
@@ -233,14 +236,14 @@ def test_no_readable_image(root: Path) -> None:
     train_fails(root, folder, says="no readable image")
 
 
-def test_a_class_with_no_readable_image(root: Path) -> None:
+def test_a_class_with_no_readable_image(root: Path, train_fails) -> None:
     folder = make_image_folder(root / "half", n_per_class=4, size=8)
     for png in (folder / "vertical").iterdir():
         png.write_bytes(b"garbage")
     train_fails(root, folder, says="no readable image")
 
 
-def test_regression_on_images(root: Path) -> None:
+def test_regression_on_images(root: Path, train_fails) -> None:
     folder = make_image_folder(root / "reg-images", n_per_class=2, size=8)
     train_fails(root, folder, "--task", "regression", says="classification")
 
@@ -261,17 +264,23 @@ def edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(meta))
 
 
-def use_fails(model_dir: Path, data: Path, says: str = "") -> None:
-    """evaluate and predict (to stdout and to a file) both fail; no predictions file appears."""
-    fails("evaluate", model_dir, data, says=says)
-    fails("evaluate", model_dir, data, "--json", says=says)
-    fails("predict", model_dir, data, says=says)
-    target = model_dir.parent / "predictions-should-not-exist.csv"
-    fails("predict", model_dir, data, "-o", target, says=says)
-    assert not target.exists()
+@pytest.fixture(scope="module")
+def use_fails(fails):
+    """``use_fails(model_dir, data, says="")``: evaluate and predict (to stdout and to a file)
+    both fail; no predictions file appears."""
+
+    def check(model_dir: Path, data: Path, says: str = "") -> None:
+        fails("evaluate", model_dir, data, says=says)
+        fails("evaluate", model_dir, data, "--json", says=says)
+        fails("predict", model_dir, data, says=says)
+        target = model_dir.parent / "predictions-should-not-exist.csv"
+        fails("predict", model_dir, data, "-o", target, says=says)
+        assert not target.exists()
+
+    return check
 
 
-def test_model_json_garbage(model: Path, root: Path, csv: Path) -> None:
+def test_model_json_garbage(model: Path, root: Path, csv: Path, use_fails) -> None:
     d = corrupt(model, root, "garbage-json")
     (d / "model.json").write_text("{not json")
     use_fails(d, csv, says="corrupt")
@@ -296,13 +305,14 @@ def test_model_json_garbage(model: Path, root: Path, csv: Path) -> None:
     (lambda m: m.pop("architecture"), "architecture"),
     (lambda m: m["data"]["preprocessor"].__setitem__("classes", ["no", "yes"]), "classes"),
 ])
-def test_model_json_fields(model: Path, root: Path, csv: Path, change, says: str) -> None:
+def test_model_json_fields(model: Path, root: Path, csv: Path, change, says: str,
+                           use_fails) -> None:
     d = corrupt(model, root, "bad-field")
     edit_json(d / "model.json", change)
     use_fails(d, csv, says=says)
 
 
-def test_weights_truncated_or_random(model: Path, root: Path, csv: Path) -> None:
+def test_weights_truncated_or_random(model: Path, root: Path, csv: Path, use_fails) -> None:
     d = corrupt(model, root, "bad-weights")
     good = (model / "model.safetensors").read_bytes()
     for data, says in [(good[:50], "truncated"), (good[: len(good) // 2], "truncated"),
@@ -312,13 +322,14 @@ def test_weights_truncated_or_random(model: Path, root: Path, csv: Path) -> None
         use_fails(d, csv, says=says)
 
 
-def test_weights_that_do_not_match_model_json(model: Path, root: Path, csv: Path) -> None:
+def test_weights_that_do_not_match_model_json(model: Path, root: Path, csv: Path,
+                                              use_fails) -> None:
     d = corrupt(model, root, "bad-shapes")
     edit_json(d / "model.json", lambda m: m["architecture"].__setitem__("hidden", [5]))
     use_fails(d, csv, says="does not fit")
 
 
-def test_non_finite_weights(model: Path, root: Path, csv: Path) -> None:
+def test_non_finite_weights(model: Path, root: Path, csv: Path, use_fails) -> None:
     import safetensors.numpy
 
     d = corrupt(model, root, "nan-weights")
@@ -328,7 +339,7 @@ def test_non_finite_weights(model: Path, root: Path, csv: Path) -> None:
     use_fails(d, csv, says="NaN")
 
 
-def test_not_a_model_directory(root: Path, csv: Path) -> None:
+def test_not_a_model_directory(root: Path, csv: Path, use_fails) -> None:
     use_fails(root / "no-such-model", csv, says="not a directory")
     plain = root / "plain"
     plain.mkdir(exist_ok=True)
@@ -337,7 +348,8 @@ def test_not_a_model_directory(root: Path, csv: Path) -> None:
     use_fails(csv, csv, says="not a directory")
 
 
-def test_model_of_the_wrong_kind_for_the_data(model: Path, root: Path, csv: Path) -> None:
+def test_model_of_the_wrong_kind_for_the_data(model: Path, root: Path, csv: Path, fails,
+                                              use_fails) -> None:
     images = make_image_folder(root / "images-for-table-model", n_per_class=2, size=8)
     use_fails(model, images, says="trained on a table")
     other = variant(root, csv, "other-columns", lambda f: f.pop("seat_class"))
@@ -346,7 +358,7 @@ def test_model_of_the_wrong_kind_for_the_data(model: Path, root: Path, csv: Path
     fails("evaluate", model, reg, says="target column 'satisfaction'")
 
 
-def test_bad_data_for_a_good_model(model: Path, root: Path, csv: Path) -> None:
+def test_bad_data_for_a_good_model(model: Path, root: Path, csv: Path, fails, use_fails) -> None:
     (root / "empty2.csv").write_text("")
     use_fails(model, root / "empty2.csv", says="empty")
     use_fails(model, root / "missing.csv", says="does not exist")

@@ -3,7 +3,6 @@ net), including unreadable files that are skipped with a warning."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
@@ -13,26 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chainrule.cli import main
 from chainrule.data import make_image_folder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--image-size", "16", "--epochs", "2", "--hidden", "16", "--lr", "0.01",
         "--batch-size", "8", "--quiet"]
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def ok(*args: object) -> tuple[str, str]:
-    code, out, err = run(*args)
-    assert code == 0, err
-    assert "Traceback" not in err
-    return out, err
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +30,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def model(images: dict[str, Path]) -> tuple[Path, str, str]:
+def model(images: dict[str, Path], ok) -> tuple[Path, str, str]:
     out = images["root"] / "model"
     stdout, stderr = ok("train", images["train"], *FAST, "--out", out)
     return out, stdout, stderr
@@ -74,7 +58,7 @@ def test_train_on_images(model: tuple[Path, str, str]) -> None:
     assert len(plots) >= 3 and all(p.read_bytes()[:8] == PNG for p in plots)
 
 
-def test_evaluate_on_images(model: tuple[Path, str, str], images: dict[str, Path]) -> None:
+def test_evaluate_on_images(model: tuple[Path, str, str], images: dict[str, Path], ok) -> None:
     out, _, _ = model
     result = json.loads(ok("evaluate", out, images["new"], "--json")[0])
     assert result["task"] == "classification" and result["n"] == 8
@@ -83,7 +67,7 @@ def test_evaluate_on_images(model: tuple[Path, str, str], images: dict[str, Path
     assert "8 samples" in text
 
 
-def test_predict_on_images(model: tuple[Path, str, str], images: dict[str, Path]) -> None:
+def test_predict_on_images(model: tuple[Path, str, str], images: dict[str, Path], ok) -> None:
     out, _, _ = model
     pred = pd.read_csv(io.StringIO(ok("predict", out, images["new"])[0]))
     assert len(pred) == 8 and set(pred["prediction"]) <= {"horizontal", "vertical"}
@@ -97,7 +81,7 @@ def test_predict_on_images(model: tuple[Path, str, str], images: dict[str, Path]
 
 
 def test_predict_skips_unreadable_images(model: tuple[Path, str, str],
-                                         images: dict[str, Path]) -> None:
+                                         images: dict[str, Path], ok) -> None:
     out, _, _ = model
     loose = images["root"] / "loose"
     shutil.copytree(images["new"] / "horizontal", loose)
@@ -108,7 +92,7 @@ def test_predict_skips_unreadable_images(model: tuple[Path, str, str],
 
 
 def test_image_model_with_bad_data(model: tuple[Path, str, str],
-                                   images: dict[str, Path]) -> None:
+                                   images: dict[str, Path], run) -> None:
     out, _, _ = model
     table = images["root"] / "table.csv"
     table.write_text("a,b\n1,2\n")
@@ -126,7 +110,7 @@ def test_image_model_with_bad_data(model: tuple[Path, str, str],
     assert code == 1 and "vertical" in err  # a training class is missing from the folder
 
 
-def test_grayscale(images: dict[str, Path]) -> None:
+def test_grayscale(images: dict[str, Path], ok) -> None:
     out = images["root"] / "gray"
     ok("train", images["train"], *FAST, "--grayscale", "--out", out)
     meta = json.loads((out / "model.json").read_text())
@@ -134,7 +118,7 @@ def test_grayscale(images: dict[str, Path]) -> None:
     assert json.loads(ok("evaluate", out, images["new"], "--json")[0])["n"] == 8
 
 
-def test_corrupt_image_model(model: tuple[Path, str, str], images: dict[str, Path]) -> None:
+def test_corrupt_image_model(model: tuple[Path, str, str], images: dict[str, Path], run) -> None:
     out, _, _ = model
     for name, change, says in [
         ("size", lambda m: m["data"]["spec"].__setitem__("size", [20, 20]), "inputs of size"),

@@ -3,7 +3,6 @@ and regression, categorical columns, missing values, an unseen category), run in
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 
@@ -11,26 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chainrule.cli import main
 from chainrule.data import make_tabular_csv
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--epochs", "3", "--hidden", "16,8", "--lr", "0.01", "--quiet", "--seed", "0"]
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    """main(args) with stdout and stderr captured: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def ok(*args: object) -> tuple[str, str]:
-    code, out, err = run(*args)
-    assert code == 0, err
-    assert "Traceback" not in err
-    return out, err
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +36,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cls_model(data: dict) -> tuple:
+def cls_model(data: dict, ok) -> tuple:
     out = data["root"] / "cls-model"
     stdout, stderr = ok("train", data["cls"], "--target", "satisfaction", *FAST, "--out", out)
     return out, stdout, stderr
 
 
 @pytest.fixture(scope="module")
-def reg_model(data: dict) -> tuple:
+def reg_model(data: dict, ok) -> tuple:
     out = data["root"] / "reg-model"
     stdout, stderr = ok("train", data["reg"], "--target", "satisfaction_score", *FAST,
                         "--out", out)
@@ -103,7 +86,7 @@ def test_train_classification_writes_model_dir(cls_model: tuple) -> None:
     assert "missing value(s)" in stderr  # imputation is reported, not silent
 
 
-def test_evaluate_plain_and_json(cls_model: tuple, data: dict) -> None:
+def test_evaluate_plain_and_json(cls_model: tuple, data: dict, ok) -> None:
     out, _, _ = cls_model
     text, err = ok("evaluate", out, data["cls_new"])
     assert "30 samples, task classification" in text and "accuracy" in text
@@ -114,7 +97,7 @@ def test_evaluate_plain_and_json(cls_model: tuple, data: dict) -> None:
     assert 0 <= result["accuracy"] <= 1 and result["loss"] > 0
 
 
-def test_predict_stdout_and_file(cls_model: tuple, data: dict) -> None:
+def test_predict_stdout_and_file(cls_model: tuple, data: dict, ok) -> None:
     out, _, _ = cls_model
     text, err = ok("predict", out, data["cls_unlabelled"])
     pred = pd.read_csv(io.StringIO(text))
@@ -131,7 +114,7 @@ def test_predict_stdout_and_file(cls_model: tuple, data: dict) -> None:
     assert list(from_file["prediction"]) == list(pred["prediction"])
 
 
-def test_predict_keeps_rows_with_missing_target(cls_model: tuple, data: dict) -> None:
+def test_predict_keeps_rows_with_missing_target(cls_model: tuple, data: dict, ok) -> None:
     out, _, _ = cls_model
     frame = pd.read_csv(data["cls_new"])
     frame.loc[[1, 2], "satisfaction"] = None
@@ -143,7 +126,7 @@ def test_predict_keeps_rows_with_missing_target(cls_model: tuple, data: dict) ->
     assert result["n"] == 28
 
 
-def test_regression_train_evaluate_predict(reg_model: tuple, data: dict) -> None:
+def test_regression_train_evaluate_predict(reg_model: tuple, data: dict, ok) -> None:
     out, _, _ = reg_model
     metrics = check_model_dir(out, "regression")
     assert {"r2", "mae"} <= set(metrics["validation"])
@@ -155,7 +138,7 @@ def test_regression_train_evaluate_predict(reg_model: tuple, data: dict) -> None
     assert 5 < pred["prediction"].mean() < 95
 
 
-def test_training_flags_reach_the_model(data: dict) -> None:
+def test_training_flags_reach_the_model(data: dict, ok) -> None:
     out = data["root"] / "flags"
     ok("train", data["cls"], "--target", "satisfaction", "--hidden", "12,6,4",
        "--activation", "tanh", "--init", "he_normal", "--optimizer", "sgd", "--lr", "0.05",
@@ -170,7 +153,7 @@ def test_training_flags_reach_the_model(data: dict) -> None:
     assert "prior" in json.dumps(history)  # the MAP prior term is logged
 
 
-def test_weight_decay_and_task_override(data: dict) -> None:
+def test_weight_decay_and_task_override(data: dict, ok) -> None:
     out = data["root"] / "wd"
     # wifi_service holds integers 0-5, detected as classes; --task regression overrides that
     ok("train", data["cls"], "--target", "wifi_service", "--task", "regression",
@@ -183,7 +166,7 @@ def test_weight_decay_and_task_override(data: dict) -> None:
     assert meta["task"] == "classification" and meta["classes"] == [0, 1, 2, 3, 4, 5]
 
 
-def test_training_is_deterministic_and_retrain_replaces_model(data: dict) -> None:
+def test_training_is_deterministic_and_retrain_replaces_model(data: dict, ok) -> None:
     out = data["root"] / "again"
     import safetensors.numpy
 
