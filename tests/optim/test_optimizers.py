@@ -40,6 +40,30 @@ def _run(opt, params, grads):
     return [p.data.copy() for p in params]
 
 
+def _torch_params(init):
+    import torch
+
+    return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in init]
+
+
+def _set_torch_grads(params, gs):
+    import torch
+
+    for p, g in zip(params, gs, strict=True):
+        p.grad = None if g is None else torch.tensor(g, dtype=torch.float64)
+
+
+def _run_torch(opt, params, grads):
+    for gs in grads:
+        _set_torch_grads(params, gs)
+        opt.step()
+
+
+def _assert_close_to_torch(ours, theirs):
+    for a, t in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-10, atol=1e-14)
+
+
 CASES = [
     ("SGD", {"lr": 0.1}),
     ("SGD", {"lr": 0.1, "weight_decay": 0.05}),
@@ -81,14 +105,10 @@ def test_trajectory_matches_torch(case):
     opt = getattr(optim, name)(ours, **kw)
     got = _run(opt, ours, grads)
 
-    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in init]
+    theirs = _torch_params(init)
     topt = getattr(torch.optim, name)(theirs, foreach=False, **kw)
-    for gs in grads:
-        for p, g in zip(theirs, gs, strict=True):
-            p.grad = None if g is None else torch.tensor(g, dtype=torch.float64)
-        topt.step()
-    for a, t in zip(got, theirs, strict=True):
-        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-10, atol=1e-14)
+    _run_torch(topt, theirs, grads)
+    _assert_close_to_torch(got, theirs)
     # the optimiser state (same names as torch's) agrees too
     tstate = topt.state_dict()["state"]
     for i, st in opt.state_dict()["state"].items():
@@ -110,17 +130,13 @@ def test_param_groups_with_different_lr_match_torch(name):
         [{"params": ours[:2]}, {"params": ours[2:], "lr": 0.5}], lr=0.05, **extra
     )
     got = _run(opt, ours, grads)
-    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in init]
+    theirs = _torch_params(init)
     topt = getattr(torch.optim, name)(
         [{"params": theirs[:2]}, {"params": theirs[2:], "lr": 0.5}], lr=0.05, foreach=False,
         **extra,
     )
-    for gs in grads:
-        for p, g in zip(theirs, gs, strict=True):
-            p.grad = None if g is None else torch.tensor(g, dtype=torch.float64)
-        topt.step()
-    for a, t in zip(got, theirs, strict=True):
-        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-10, atol=1e-14)
+    _run_torch(topt, theirs, grads)
+    _assert_close_to_torch(got, theirs)
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
@@ -129,7 +145,7 @@ def test_loads_a_torch_state_dict_and_continues_like_torch(name):
     kw = {"SGD": {"lr": 0.05, "momentum": 0.9}, "Adam": {"lr": 0.05},
           "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True}, "Adagrad": {"lr": 0.1}}[name]
     init, grads = _problem(2)
-    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in init]
+    theirs = _torch_params(init)
     topt = getattr(torch.optim, name)(theirs, foreach=False, **kw)
     for k, gs in enumerate(grads):
         if k == 10:
@@ -139,11 +155,9 @@ def test_loads_a_torch_state_dict_and_continues_like_torch(name):
         if k >= 10:
             _set_grads(ours, gs)
             opt.step()
-        for p, g in zip(theirs, gs, strict=True):
-            p.grad = None if g is None else torch.tensor(g, dtype=torch.float64)
+        _set_torch_grads(theirs, gs)
         topt.step()
-    for a, t in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(a.data, t.detach().numpy(), rtol=1e-10, atol=1e-14)
+    _assert_close_to_torch([p.data for p in ours], theirs)
 
 
 # -- against the published formulas (no torch needed) --------------------------------------------
