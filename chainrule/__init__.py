@@ -15,6 +15,7 @@ from ._mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_gr
 from ._random import Generator, default_generator, manual_seed
 from .autograd import grad_fn as grad
 from .autograd import hessian, jacobian, value_and_grad
+from .compile import CompileError, compile
 from .creation import (
     arange,
     as_tensor,

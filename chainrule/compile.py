@@ -34,6 +34,7 @@ import numpy as np
 from ._random import default_generator
 from .ops import _core
 from .ops._core import Op, user_frame
+from .optim.optimizer import blas_axpy
 from .tensor import Tensor
 
 __all__ = ["compile", "Compiled", "CompileError"]
@@ -465,7 +466,7 @@ class _Tape:
         conds += [f"{self._bound[id(p)][0]}.grad is {self._bound[id(p)][1]}" for p in params]
         conds += [f"{self._bound[id(p)][1]}.data is {self._bound[id(p)][2]}" for p in params]
         fp, fg = self._const(flat_p, "s"), self._const(flat_g, "s")
-        axpy = _blas_axpy(flat_p.dtype)
+        axpy = blas_axpy(flat_p.dtype)
         if axpy is not None:  # BLAS p += (-lr) g: one pass, no scratch
             update = f'{self._const(axpy, "f")}({fg}, {fp}, a=-{grp}["lr"])'
         else:
@@ -656,15 +657,6 @@ class _Tape:
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
-
-
-def _blas_axpy(dtype: np.dtype) -> Callable | None:
-    """SciPy's BLAS ``axpy`` (y += a x in place) for float32/float64, if SciPy is installed."""
-    try:
-        from scipy.linalg import blas
-    except ImportError:
-        return None
-    return {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}.get(dtype)
 
 
 def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:

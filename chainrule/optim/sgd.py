@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonneg
+from .optimizer import Optimizer, add_scaled_, check_nonneg
 
 
 class SGD(Optimizer):
@@ -50,6 +50,11 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum = group["lr"], group["momentum"]
             damp, nesterov = 1 - group["dampening"], group["nesterov"]
+            if momentum == 0 and group["weight_decay"] == 0 and not group["maximize"]:
+                for p in group["params"]:  # plain rule: p -= lr * grad, no scratch arrays
+                    if p.grad is not None:
+                        add_scaled_(p.data, -lr, p.grad.data)
+                continue
             for p, g, d, b in self._gradients(group, group["weight_decay"]):
                 if momentum != 0:
                     st = state[p]
