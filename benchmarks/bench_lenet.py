@@ -88,6 +88,23 @@ def make_problem(batch: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarra
     return params, x, y
 
 
+def chainrule_sgd_step(ps: list, x: cr.Tensor, rows: np.ndarray, y: np.ndarray) -> cr.Tensor:
+    """One LeNet training step on parameters ``ps`` (forward, backward, SGD); returns the loss."""
+    h = max_pool2d(conv2d(x, ps[0], ps[1]).relu(), 2)
+    h = max_pool2d(conv2d(h, ps[2], ps[3]).relu(), 2)
+    h = h.flatten(1)
+    h = cr.linear(h, ps[4], ps[5]).relu()
+    h = cr.linear(h, ps[6], ps[7]).relu()
+    h = cr.linear(h, ps[8], ps[9])
+    loss = -h.log_softmax(-1)[rows, y].mean()
+    loss.backward()
+    with cr.no_grad():
+        for p in ps:
+            p -= LR * p.grad
+            p.grad = None
+    return loss
+
+
 def chainrule_step(params0: list[np.ndarray], x0: np.ndarray, y0: np.ndarray
                    ) -> Callable[[], float]:
     """One SGD step of LeNet in chainrule; returns the loss."""
@@ -95,19 +112,7 @@ def chainrule_step(params0: list[np.ndarray], x0: np.ndarray, y0: np.ndarray
     x, rows = cr.tensor(x0), np.arange(len(y0))
 
     def step() -> float:
-        h = max_pool2d(conv2d(x, ps[0], ps[1]).relu(), 2)
-        h = max_pool2d(conv2d(h, ps[2], ps[3]).relu(), 2)
-        h = h.flatten(1)
-        h = cr.linear(h, ps[4], ps[5]).relu()
-        h = cr.linear(h, ps[6], ps[7]).relu()
-        h = cr.linear(h, ps[8], ps[9])
-        loss = -h.log_softmax(-1)[rows, y0].mean()
-        loss.backward()
-        with cr.no_grad():
-            for p in ps:
-                p -= LR * p.grad
-                p.grad = None
-        return float(loss.data)
+        return float(chainrule_sgd_step(ps, x, rows, y0).data)
 
     return step
 

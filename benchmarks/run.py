@@ -61,7 +61,6 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -69,6 +68,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import NO_LOSS, WORKLOADS, Runner, Workload, as_float  # noqa: E402
+
+from chainrule.io import write_text_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEMORY_STEPS = 20
@@ -311,15 +312,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write a file whole or not at all (temporary file in the same directory, then rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1, help="threads (and CPUs) for every framework")
@@ -362,8 +354,9 @@ def main() -> None:
     report["targets"] = evaluate_targets(report["workloads"])
     md = markdown(report)
     print("\n" + md)
-    write_atomic(os.path.join(args.out, "latest.json"), json.dumps(report, indent=2) + "\n")
-    write_atomic(os.path.join(args.out, "latest.md"), md)
+    os.makedirs(args.out, exist_ok=True)
+    write_text_atomic(os.path.join(args.out, "latest.json"), json.dumps(report, indent=2) + "\n")
+    write_text_atomic(os.path.join(args.out, "latest.md"), md)
     print(f"wrote {os.path.join(args.out, 'latest.json')} and latest.md")
 
 

@@ -287,30 +287,17 @@ def lenet_torch(pb: dict) -> Runner:
 
 def lenet_compiled(pb: dict) -> Runner:
     """bench_lenet's network and update, returning the loss tensor, under chainrule.compile."""
-    from bench_lenet import LR as LENET_LR
+    from bench_lenet import chainrule_sgd_step
 
     import chainrule as cr
     from chainrule.compile import compile as cr_compile
-    from chainrule.ops.conv import conv2d, max_pool2d
 
     ps = [cr.tensor(p.copy(), requires_grad=True) for p in pb["params"]]
     x, y = cr.tensor(pb["x"]), pb["y"]
     rows = np.arange(len(y))
 
     def step(x: Any) -> Any:
-        h = max_pool2d(conv2d(x, ps[0], ps[1]).relu(), 2)
-        h = max_pool2d(conv2d(h, ps[2], ps[3]).relu(), 2)
-        h = h.flatten(1)
-        h = cr.linear(h, ps[4], ps[5]).relu()
-        h = cr.linear(h, ps[6], ps[7]).relu()
-        h = cr.linear(h, ps[8], ps[9])
-        loss = -h.log_softmax(-1)[rows, y].mean()
-        loss.backward()
-        with cr.no_grad():
-            for p in ps:
-                p -= LENET_LR * p.grad
-                p.grad = None
-        return loss
+        return chainrule_sgd_step(ps, x, rows, y)
 
     fn = cr_compile(step)
     return Runner(lambda: fn(x))

@@ -47,5 +47,5 @@ def test_report_is_written(tmp_path):
     md = run.markdown(report)
     assert "| chainrule |" in md and "small MLP, eager ÷ PyTorch" in md
     path = tmp_path / "latest.md"
-    run.write_atomic(str(path), md)
+    run.write_text_atomic(str(path), md)
     assert path.read_text() == md

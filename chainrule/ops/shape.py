@@ -38,10 +38,6 @@ def _sum_to_out(x: np.ndarray, shape: tuple, *, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shape_of(a: Any) -> tuple:
-    return a.shape
-
-
 reshape_ = defop(
     "reshape",
     lambda x, shape: np.reshape(x, shape),
