@@ -62,7 +62,6 @@ METRICS: dict[str, Callable[[Any, Any], float]] = {
     "r2": r2,
 }
 LABEL_METRICS = frozenset({"accuracy", "f1"})  # compare class labels, not raw outputs
-HIGHER_IS_BETTER = frozenset({"accuracy", "f1", "r2"})
 
 
 def get_metric(name: str) -> Callable[[Any, Any], float]:
