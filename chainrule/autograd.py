@@ -121,6 +121,12 @@ def run_backward(
                 ans = t.data
                 args = [p.data if isinstance(p, Tensor) else p for p in parents]
             vjps = op.vjps
+            versions = t._version
+            for p in parents:
+                if isinstance(p, Tensor):
+                    versions += p._version
+            if versions != t._saved_version:
+                _modified_in_place(op, t)
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):
                     continue
@@ -156,6 +162,15 @@ def run_backward(
     finally:
         state.grad_enabled = prev_mode
     return results if inputs is not None else None
+
+
+def _modified_in_place(op: Any, t: Tensor) -> None:
+    where = f", created at {t._origin}" if t._origin else ""
+    raise RuntimeError(
+        f"backward: an input or the output of {op.name}{where} was changed in place after the "
+        "operation used it, so its gradient would be wrong; write x = x + ... instead of "
+        "x += ..., or change a .clone()"
+    )
 
 
 def _arrive(t: Tensor, g: Any, grads: dict, heap: list, leaves: list) -> None:

@@ -30,7 +30,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_seq", "_hooks", "_origin",
-                 "__weakref__")
+                 "_version", "_saved_version", "__weakref__")
     __array_priority__ = 1000  # NumPy defers binary operators to Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -46,6 +46,7 @@ class Tensor:
         self._ctx = None
         self._hooks: list | None = None
         self._origin: str | None = None
+        self._version = 0  # bumped by every in-place change; backward checks it (see apply)
 
     # -- fast constructors used by the ops and the engine ------------------------------------
     @staticmethod
@@ -57,6 +58,7 @@ class Tensor:
         t._ctx = ctx
         t._hooks = None
         t._origin = None
+        t._version = 0
         return t
 
     # -- attributes ----------------------------------------------------------------------------
@@ -239,6 +241,9 @@ class Tensor:
 
     # -- in-place updates (the usual way to change weights, inside no_grad) ---------------------
     def _check_inplace(self, what: str) -> None:
+        """Refuse an in-place change that would corrupt a graph being recorded; otherwise count
+        it, so a backward that needs the old value can tell it is gone."""
+        self._version += 1
         if state.grad_enabled and self.requires_grad:
             kind = ("a leaf tensor that requires grad" if self._ctx is None
                     else "a tensor in a graph")

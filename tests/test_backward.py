@@ -443,3 +443,29 @@ def test_backward_leaves_grad_mode_unchanged():
         pass
     (x * 2).sum().backward()
     assert cr.is_grad_enabled()
+
+
+def test_input_changed_in_place_after_use_is_caught_at_backward():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    c = cr.tensor([1.0, 1.0])
+    y = (w * c).sum()
+    c += 1  # c does not require grad, so this is allowed, but mul saved its old value
+    with pytest.raises(RuntimeError, match="mul was changed in place after the operation used it"):
+        y.backward()
+
+
+def test_output_changed_in_place_under_no_grad_is_caught_at_backward():
+    x = cr.tensor([0.5], requires_grad=True)
+    h = x.tanh()
+    with cr.no_grad():
+        h += 1  # tanh's VJP reads its output: the gradient would be wrong
+    with pytest.raises(RuntimeError, match="tanh was changed in place"):
+        h.sum().backward()
+
+
+def test_in_place_change_before_use_is_fine():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    c = cr.tensor([1.0, 1.0])
+    c += 1
+    (w * c).sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [2.0, 2.0])

@@ -86,10 +86,12 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     """Run ``op`` on the arrays inside ``args`` and, if any input requires grad and recording is
     on, remember (op, args, kw) on the result so backward can call the op's VJPs."""
     needs = False
+    versions = 0  # the inputs' in-place change counts, summed: backward checks them unchanged
     datas = []
     for a in args:
         if isinstance(a, Tensor):
             datas.append(a.data)
+            versions += a._version
             if a.requires_grad:
                 needs = True
         else:
@@ -105,6 +107,7 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     if needs and state.grad_enabled:
         t = Tensor._make(out, True, (op, args, kw))
         t._seq = _next_seq()
+        t._saved_version = versions
         if state.anomaly:
             _check_finite(op, out)
             t._origin = user_frame()
