@@ -516,13 +516,14 @@ class _Tape:
         # 1. what each node's result is, and where it lives (roots)
         kinds: list[str | None] = []
         for j, node in enumerate(nodes):
+            arrays = [a for a in _flat((node.args, node.kw)) if isinstance(a, np.ndarray)]
+            if live[j]:
+                for a in arrays:  # arrays from outside the step (effects' targets too)
+                    if id(a) not in self.values:
+                        self._external(a)
             if not live[j] or node.out is None:
                 kinds.append(None)
                 continue
-            arrays = [a for a in _flat((node.args, node.kw)) if isinstance(a, np.ndarray)]
-            for a in arrays:
-                if id(a) not in self.values:
-                    self._external(a)
             out = node.out
             if any(out is a for a in arrays):
                 kinds.append("alias")

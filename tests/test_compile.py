@@ -321,3 +321,41 @@ def test_scheduler_reading_the_loss_gets_each_steps_value():
         return m, step
 
     _assert_same_training(make, _batches(6))
+
+
+def test_batchnorm_running_statistics_are_replayed():
+    """Batch norm in training mode updates its running statistics with in-place tensor methods,
+    which the tape replays: after compiled training they equal eager training's."""
+
+    def make():
+        cr.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+
+    eager, compiled = make(), make()
+    step = compile(compiled[1])
+    for x, y in _batches(batch=8):
+        np.testing.assert_allclose(step(x, y).data, eager[1](x, y).data, rtol=1e-6)
+    for name, b in eager[0].named_buffers():
+        np.testing.assert_allclose(dict(compiled[0].named_buffers())[name].data, b.data,
+                                   rtol=1e-6, err_msg=name)
+    assert int(compiled[0][1].num_batches_tracked.item()) == 5
+
+
+def test_gradient_clipping_by_value_is_replayed():
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            nn.utils.clip_grad_value_(m.parameters(), 0.01)
+            opt.step()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, [(x * 10, y) for x, y in _batches()])

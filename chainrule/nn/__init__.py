@@ -1,7 +1,7 @@
 """Neural-network building blocks with PyTorch's names: modules, layers, losses, initialisers,
 priors, and GraphNet for networks of arbitrary connectivity."""
 
-from . import functional, init, priors
+from . import functional, init, priors, utils
 from .activations import (
     ELU,
     GELU,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._mode import no_grad
 from .._random import Generator, rng
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from ..ops.conv import avg_pool2d, conv2d, max_pool2d
@@ -49,13 +50,6 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     return input * (keep * np.asarray(1.0 / (1.0 - p), dtype))
 
 
-def _channel_stats(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=axes, keepdims=True)
-    xc = x - mean
-    xc *= xc
-    return mean, xc.mean(axis=axes, keepdims=True)
-
-
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -75,14 +69,17 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 f"batch_norm needs more than 1 value per channel when training, got input of "
                 f"shape {x.shape}; use a larger batch or call .eval()"
             )
-        mean, var = _channel_stats(x, axes)
-        if running_mean is not None:
-            running_mean.data *= 1.0 - momentum
-            running_mean.data += momentum * mean.reshape(c)
-        if running_var is not None:
-            running_var.data *= 1.0 - momentum
-            running_var.data += (momentum * n / (n - 1)) * var.reshape(c)
-        return normalize(input, weight, bias, axes, axes, pshape, eps, mean, var)
+        if running_mean is not None or running_var is not None:
+            # tensor ops and in-place tensor methods, so chainrule.compile replays the update
+            with no_grad():
+                mean = input.mean(dim=axes, keepdim=True)
+                var = ((input - mean) ** 2).mean(dim=axes, keepdim=True)
+                if running_mean is not None:
+                    running_mean.mul_(1.0 - momentum).add_(mean.reshape(c), alpha=momentum)
+                if running_var is not None:
+                    running_var.mul_(1.0 - momentum).add_(var.reshape(c),
+                                                          alpha=momentum * n / (n - 1))
+        return normalize(input, weight, bias, axes, axes, pshape, eps)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are required when not training")
     mean = running_mean.data.reshape(pshape)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._mode import no_grad
 from ..tensor import Tensor
 from . import functional as F
 from .init import ones, zeros
@@ -68,7 +69,8 @@ class _BatchNorm(Module):
             )
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            with no_grad():
+                self.num_batches_tracked += 1
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or self.running_mean is None

@@ -95,8 +95,9 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value}")
-    for g in _grads(parameters):
-        np.clip(g, -clip_value, clip_value, out=g)
+    for p in _as_list(parameters):  # a tensor method, so chainrule.compile replays it
+        if p.grad is not None:
+            p.grad.clamp_(-clip_value, clip_value)
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
