@@ -432,3 +432,12 @@ def test_transpose_properties():
     assert x.T.shape == (4, 3, 2)
     np.testing.assert_array_equal(x.T.data, x.data.T)
     assert x.mT.shape == (2, 4, 3)
+
+
+def test_numpy_float64_scalars_keep_float32_results():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = x * np.sqrt(2.0) + np.float64(1.0)
+    assert y.dtype == np.float32
+    (y * np.float64(3.0)).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.data, [3 * np.sqrt(2.0)] * 2, rtol=1e-6)

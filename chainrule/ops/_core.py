@@ -87,6 +87,7 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     on, remember (op, args, kw) on the result so backward can call the op's VJPs."""
     needs = False
     versions = 0  # the inputs' in-place change counts, summed: backward checks them unchanged
+    scalar64 = False
     datas = []
     for a in args:
         if isinstance(a, Tensor):
@@ -94,6 +95,9 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
             versions += a._version
             if a.requires_grad:
                 needs = True
+        elif type(a) is np.float64:  # a NumPy scalar would turn float32 results into float64;
+            datas.append(float(a))   # as a Python float it takes the tensor's dtype (NEP 50)
+            scalar64 = True
         else:
             datas.append(a)
     try:
@@ -105,6 +109,8 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
     if TRACER is not None:
         TRACER.record_op(op, args, datas, kw, out)
     if needs and state.grad_enabled:
+        if scalar64:
+            args = tuple(float(a) if type(a) is np.float64 else a for a in args)
         t = Tensor._make(out, True, (op, args, kw))
         t._seq = _next_seq()
         t._saved_version = versions
