@@ -115,18 +115,22 @@ def run_backward(
                     f"backward through the graph a second time (at {op.name}): its intermediate "
                     "results were freed; pass retain_graph=True to the first backward()"
                 )
-            if tensor_mode:
-                ans, args = t, parents
-            else:
-                ans = t.data
-                args = [p.data if isinstance(p, Tensor) else p for p in parents]
-            vjps = op.vjps
             versions = t._version
             for p in parents:
                 if isinstance(p, Tensor):
                     versions += p._version
             if versions != t._saved_version:
                 _modified_in_place(op, t)
+            if not retain_graph:
+                t._ctx = _freed.get(op) or _freed_ctx(op)
+            if tensor_mode:
+                ans, args = t, parents
+            else:
+                ans = t.data if op.uses_ans else None
+                args = [p.data if isinstance(p, Tensor) else p for p in parents]
+                if not anomaly:  # drop the engine's reference: an output nobody else holds is
+                    t = None     # freed before its VJPs allocate (lower peak memory)
+            vjps = op.vjps
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):
                     continue
@@ -149,8 +153,6 @@ def run_backward(
                         leaves.append(p)
                     else:
                         push(heap, (-p._seq, p))
-            if not retain_graph:
-                t._ctx = _freed.get(op) or _freed_ctx(op)
         for t in leaves:
             g = grads.pop(id(t))
             if t._hooks or wanted is not None:

@@ -4,6 +4,7 @@ enable_grad, gradient aliasing, and that a plain backward builds no graph."""
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -469,3 +470,27 @@ def test_in_place_change_before_use_is_fine():
     c += 1
     (w * c).sum().backward()
     np.testing.assert_array_equal(w.grad.data, [2.0, 2.0])
+
+
+# -- memory: outputs no VJP reads are freed early ---------------------------------------------
+
+
+@pytest.mark.parametrize("uses_ans", [False, True])
+def test_output_no_vjp_reads_is_freed_before_its_vjps_run(uses_ans):
+    from chainrule.ops._core import defop
+
+    seen = {}
+
+    def vjp(g, ans, x):
+        seen["alive"] = seen["ref"]() is not None
+        return g * 2.0
+
+    double = defop("double_probe", lambda x: x * 2.0, vjp, uses_ans=uses_ans)
+    x = leaf([1.0, 2.0])
+    y = double(x)
+    seen["ref"] = weakref.ref(y.data)
+    loss = y.sum()
+    del y
+    loss.backward()
+    assert seen["alive"] is uses_ans  # freed only when the op says its VJPs never read it
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])

@@ -30,15 +30,18 @@ TRACER: Any = None
 class Op:
     """A primitive: its name (for errors and grad_fn), forward function and per-argument VJPs;
     optionally ``out``, the forward writing into a given buffer (``out(*args, out=buf, **kw)``,
-    used by ``chainrule.compile``; ufunc forwards need none)."""
+    used by ``chainrule.compile``; ufunc forwards need none). ``uses_ans=False`` says no VJP
+    reads the output, so backward can free it before the VJPs run (lower peak memory)."""
 
-    __slots__ = ("name", "fwd", "vjps", "out")
+    __slots__ = ("name", "fwd", "vjps", "out", "uses_ans")
 
-    def __init__(self, name: str, fwd: Callable, vjps: Any, out: Callable | None = None) -> None:
+    def __init__(self, name: str, fwd: Callable, vjps: Any, out: Callable | None = None,
+                 uses_ans: bool = True) -> None:
         self.name = name
         self.fwd = fwd
         self.vjps = vjps
         self.out = out
+        self.uses_ans = uses_ans
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -124,9 +127,9 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
 
 
 def defop(name: str, fwd: Callable, *vjps: Callable, nary: Callable | None = None,
-          out: Callable | None = None) -> Callable:
+          out: Callable | None = None, uses_ans: bool = True) -> Callable:
     """Register a primitive and return the public function that applies it to tensors."""
-    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps, out)
+    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps, out, uses_ans)
 
     def call(*args: Any, **kw: Any) -> Tensor:
         return apply(op, args, kw)

@@ -126,7 +126,7 @@ tan = defop("tan", np.tan, lambda g, ans, x: g * (ans * ans + 1.0))
 tanh = defop("tanh", np.tanh, lambda g, ans, x: g * (1.0 - ans * ans))
 sigmoid = defop("sigmoid", _sigmoid_fwd, lambda g, ans, x: g * (ans * (1.0 - ans)))
 relu = defop("relu", _relu_fwd, lambda g, ans, x: g * (x > 0),
-             out=lambda x, *, out: np.maximum(x, 0, out=out))
+             out=lambda x, *, out: np.maximum(x, 0, out=out), uses_ans=False)
 erf = defop("erf", _erf_fwd, lambda g, ans, x: g * (2.0 / math.sqrt(math.pi)) * np.exp(-(x * x)))
 leaky_relu_ = defop(
     "leaky_relu",

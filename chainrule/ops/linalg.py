@@ -63,7 +63,7 @@ def _linear_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
     return g.sum(axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
 
 
-matmul = defop("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
+matmul = defop("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y, uses_ans=False)
 _linear = defop(
     "linear",
     _linear_fwd,
@@ -71,6 +71,7 @@ _linear = defop(
     _linear_vjp_w,
     _linear_vjp_b,
     out=_linear_out,
+    uses_ans=False,
 )
 
 
