@@ -338,6 +338,7 @@ class _Tape:
         self._sgd: dict[int, tuple] = {}             # id(optimiser) -> its packed arrays
         self._packs = packs                          # the Compiled's packings, shared by tapes
         self._bound: dict[int, tuple] = {}           # id(param) -> (param, holder, buffer) names
+        self._ce: dict[int, tuple] = {}              # cross-entropy node -> its buffers' names
         self._build(tracer, args, inputs, result)
 
     # names for constants and functions in the generated code's namespace
@@ -514,6 +515,8 @@ class _Tape:
             if len(ns) == 1 and ns[0].args[0].dtype == ns[0].tensor.data.dtype
         }
         # 1. what each node's result is, and where it lives (roots)
+        ce_pairs = _ce_pairs(nodes, live)
+        ce_vjps = {k: j for j, k in ce_pairs.items()}
         kinds: list[str | None] = []
         for j, node in enumerate(nodes):
             arrays = [a for a in _flat((node.args, node.kw)) if isinstance(a, np.ndarray)]
@@ -523,6 +526,11 @@ class _Tape:
                         self._external(a)
             if not live[j] or node.out is None:
                 kinds.append(None)
+                continue
+            if j in ce_pairs or j in ce_vjps:  # plain cross-entropy: its own buffers
+                kinds.append("ce")
+                kind = "dyn" if j in ce_pairs else "buf"
+                self.values[id(node.out)] = _Value("", kind, (id(node.out),), None)
                 continue
             out = node.out
             if any(out is a for a in arrays):
@@ -568,6 +576,8 @@ class _Tape:
             kind = kinds[j]
             if node.kind == "leaf":
                 self._emit_leaf(node)
+            elif kind == "ce":
+                self._emit_ce(j, node, ce_vjps.get(j))
             elif kind == "alias":
                 src = next(a for a in _flat((node.args, node.kw)) if a is node.out)
                 self.values[id(node.out)] = self.values[id(src)]
@@ -586,6 +596,57 @@ class _Tape:
                 if r in owner and last.get(r) == j:
                     buf = owner.pop(r)
                     free.setdefault((buf.shape, buf.dtype.str, buf.strides), []).append(buf)
+
+    def _emit_ce(self, j: int, node: _Node, fwd: int | None) -> None:
+        """Plain mean cross-entropy (forward ``fwd`` is None) or its VJP, as the eager fast path
+        (``ops.nn._plain_mean_fwd`` and the softmax memo) computes it, into fixed buffers, with
+        labels picked by flat index; a batch with a label outside [0, C) or an ignored label
+        takes the eager functions (which ignore it, or raise as eager does)."""
+        v = self.values[id(node.out)]
+        fn = self._const(node.fn, "f")
+        if fwd is None:
+            x, kw = node.args[0], node.kw
+            n, c = x.shape
+            e, s = np.empty_like(x), np.empty(n, x.dtype)
+            self._ce[j] = (self._const(e, "b"), self._const(e.reshape(-1), "v"),
+                           self._const(s.reshape(n, 1), "v"),
+                           self._const(np.empty(n, np.intp), "b"))
+            ev, flat, _, idx = self._ce[j]
+            sv, m = self._const(s, "b"), self._const(np.empty((n, 1), x.dtype), "b")
+            loss, rows = self._const(s.copy(), "b"), self._const(np.arange(n) * c, "c")
+            xs, t = self._expr(x), self._expr(kw["target"])
+            unsigned = self._const(np.dtype(f"u{kw['target'].dtype.itemsize}"), "s")
+            self.ns.update(_count_nonzero=np.count_nonzero, _maximum=np.maximum, _exp=np.exp,
+                           _subtract=np.subtract, _add=np.add, _log=np.log, _asarray=np.asarray)
+            check = f"_maximum.reduce({t}.view({unsigned})) >= {c}"
+            ignore = kw["ignore_index"]
+            if isinstance(ignore, (int, np.integer)) and 0 <= ignore < c:
+                check += f" or _count_nonzero({t} == {int(ignore)})"
+            v.name = f"d{j}"
+            self.lines += [
+                f"ce{j}_n = {check}",
+                f"if ce{j}_n:", f"    {v.name} = {self._call(fn, node)}", "else:",
+                f"    _maximum.reduce({xs}, 1, None, {m}, True)",
+                f"    _subtract({xs}, {m}, out={ev})",
+                f"    _add({rows}, {t}, out={idx})",
+                f"    ce{j}_p = {flat}[{idx}]",
+                f"    _exp({ev}, out={ev})",
+                f"    _add.reduce({ev}, 1, None, {sv})",
+                f"    _log({sv}, out={loss})",
+                f"    _subtract({loss}, ce{j}_p, out={loss})",
+                f"    {v.name} = _asarray(_add.reduce({loss}) / {n})",
+            ]
+            return
+        ev, flat, s2, idx = self._ce[fwd]
+        v.array, v.name = self.ns[ev], ev
+        g = self._expr(node.args[0])
+        self.ns.update(_copyto=np.copyto, _divide=np.divide, _multiply=np.multiply)
+        self.lines += [
+            f"if ce{fwd}_n:", f"    _copyto({ev}, {self._call(fn, node)})", "else:",
+            f"    _divide({ev}, {s2}, out={ev})",
+            f"    {flat}[{idx}] -= 1.0",
+            f"    _multiply({ev}, {g} * {1.0 / self.ns[ev].shape[0]!r}, out={ev})",
+        ]
 
     def _hoist(self, node: _Node) -> bool:
         """Take a view of fixed arrays once, now; False if here it would not be a view."""
@@ -697,6 +758,36 @@ def _leaf_acc(t: Tensor, g: np.ndarray, holder: Tensor | None) -> None:
         np.add(acc, g, out=acc)
     else:
         t.grad.data = acc + g
+
+
+def _ce_pairs(nodes: list[_Node], live: list[bool]) -> dict[int, int]:
+    """Live plain-mean cross-entropy forwards (no class weights or smoothing, (N, C) float
+    logits, integer labels) whose VJP is replayed whole later: forward index -> VJP index."""
+    from .ops.nn import _cross_entropy_fwd, _cross_entropy_vjp
+
+    pairs, fwds = {}, {}
+    for j, node in enumerate(nodes):
+        if not live[j]:
+            continue
+        if node.kind == "op" and node.fn is _cross_entropy_fwd:
+            x, kw = node.args[0], node.kw
+            t = kw.get("target")
+            if (len(node.args) == 1 and kw.get("weight") is None
+                    and not kw.get("label_smoothing") and kw.get("reduction") == "mean"
+                    and isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0]
+                    and x.dtype.kind == "f" and isinstance(t, np.ndarray)
+                    and t.dtype.kind == "i" and t.shape == x.shape[:1]
+                    and isinstance(node.out, np.ndarray)):
+                fwds[id(node.out)] = j
+        elif (node.kind == "call" and node.fn is _cross_entropy_vjp and len(node.args) == 3
+              and id(node.args[1]) in fwds):
+            f = fwds.pop(id(node.args[1]))
+            fn = nodes[f]
+            if (node.args[2] is fn.args[0] and node.kw == fn.kw
+                    and node.out.shape == fn.args[0].shape
+                    and node.out.dtype == fn.args[0].dtype):
+                pairs[f] = j
+    return pairs
 
 
 def _live_nodes(nodes: list[_Node], outputs: list) -> list[bool]:

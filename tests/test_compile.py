@@ -359,3 +359,38 @@ def test_gradient_clipping_by_value_is_replayed():
         return m, step
 
     _assert_same_training(make, [(x * 10, y) for x, y in _batches()])
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 1])
+def test_cross_entropy_with_ignored_labels_matches_eager(ignore_index):
+    """The tape's own cross-entropy falls back to the eager one for a batch with an ignored
+    label, and agrees with it bit for bit otherwise."""
+    batches = _batches(6)
+    for k in (1, 4):
+        batches[k][1].data[0] = ignore_index
+
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        loss_fn = nn.CrossEntropyLoss(ignore_index=ignore_index)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return m, step
+
+    c = _assert_same_training(make, batches, rtol=0, atol=0)
+    assert c.traces == 1
+
+
+def test_cross_entropy_label_out_of_range_raises_as_eager():
+    m = _mlp()
+    step = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    x, y = _batches(1)[0]
+    step(x, y)
+    with pytest.raises(IndexError):
+        step(x, cr.tensor(np.array([0, 1, 3, 2])))
