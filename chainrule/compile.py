@@ -375,8 +375,14 @@ class _Tape:
         self.values[id(a)] = self.values[id(arr)] = _Value(name, "ext", (id(a),), arr)
         return name
 
-    def _call(self, fn_name: str, node: _Node, out: str | None = None) -> str:
+    def _call(self, fn_name: str, node: _Node, out: str | None = None,
+              scalars: np.dtype | None = None) -> str:
         parts = [self._expr(a) for a in node.args]
+        if scalars is not None and self._float_scalars_ok(node, scalars):
+            # a ufunc casts a Python float to the arrays' dtype at every call; a 0-d array of
+            # that dtype holding the cast value computes the same, ~0.3 us faster
+            parts = [self._const(np.array(a, scalars), "s") if type(a) is float else e
+                     for a, e in zip(node.args, parts, strict=True)]
         parts += [f"{k}={self._expr(v)}" for k, v in node.kw.items()]
         if out is not None:
             parts.append(f"out={out}")
@@ -648,6 +654,15 @@ class _Tape:
             f"    _multiply({ev}, {g} * {1.0 / self.ns[ev].shape[0]!r}, out={ev})",
         ]
 
+    @staticmethod
+    def _float_scalars_ok(node: _Node, dtype: np.dtype) -> bool:
+        """A ufunc on floating arrays all of ``dtype`` (the result's) and Python floats."""
+        if not isinstance(node.fn, np.ufunc) or node.kw or dtype.kind != "f":
+            return False
+        arrays = [a for a in node.args if isinstance(a, np.ndarray)]
+        return bool(arrays) and all(a.dtype == dtype for a in arrays) and all(
+            isinstance(a, np.ndarray) or type(a) is float for a in node.args)
+
     def _hoist(self, node: _Node) -> bool:
         """Take a view of fixed arrays once, now; False if here it would not be a view."""
         v = self.values[id(node.out)]
@@ -705,7 +720,7 @@ class _Tape:
                               f"{base} else _empty_like({base})")
         else:
             v.name = self._const(buf, "b")
-        self.lines.append(self._call(call_fn, node, out=v.name))
+        self.lines.append(self._call(call_fn, node, out=v.name, scalars=buf.dtype))
 
     def _emit_leaf(self, node: _Node) -> None:
         g = node.args[0]
