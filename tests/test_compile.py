@@ -394,3 +394,14 @@ def test_cross_entropy_label_out_of_range_raises_as_eager():
     step(x, y)
     with pytest.raises(IndexError):
         step(x, cr.tensor(np.array([0, 1, 3, 2])))
+
+
+def test_linear_with_a_copied_transposed_weight_matches_eager():
+    """A Linear of 32+ outputs multiplies by a contiguous copy of W.T; results stay the same."""
+    def make():
+        cr.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 40), nn.Tanh(), nn.Linear(40, 3))
+        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+
+    c = _assert_same_training(make, _batches())
+    assert "_matmul(" in c.source and ".T)" in c.source
