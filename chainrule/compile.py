@@ -25,6 +25,7 @@ recorded) and Python values read from ``.data``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -720,8 +721,27 @@ class _Tape:
                               f"{base} else _empty_like({base})")
         else:
             v.name = self._const(buf, "b")
-        if not self._emit_linear(node, v.name):
+        if not (self._emit_linear(node, v.name) or self._emit_sum(node, v.name)):
             self.lines.append(self._call(call_fn, node, out=v.name, scalars=buf.dtype))
+
+    def _emit_sum(self, node: _Node, out: str) -> bool:
+        """A sum into a buffer as the ufunc reduce ``ops.reduce._sum_out`` makes, called
+        directly with positional arguments (~0.35 us less than through the wrapper)."""
+        from .ops.reduce import _sum_out
+
+        if node.op is None or getattr(node.op, "out", None) is not _sum_out:
+            return False
+        try:
+            bound = inspect.signature(_sum_out).bind(*node.args, **node.kw, out=None)
+        except TypeError:
+            return False
+        x, axis, keep = (bound.arguments.get(k, d) for k, d in
+                         (("x", None), ("axis", None), ("keepdims", False)))
+        dtype = self._const(self.values[id(node.out)].array.dtype, "s")
+        self.ns["_add"] = np.add
+        self.lines.append(f"_add.reduce({self._expr(x)}, {self._expr(axis)}, {dtype}, {out}, "
+                          f"{self._expr(keep)})")
+        return True
 
     def _emit_linear(self, node: _Node, out: str) -> bool:
         """``x @ w.T (+ b)`` with a small fixed 2-D weight of at least 32 rows: OpenBLAS multiplies

@@ -405,3 +405,22 @@ def test_linear_with_a_copied_transposed_weight_matches_eager():
 
     c = _assert_same_training(make, _batches())
     assert "_matmul(" in c.source and ".T)" in c.source
+
+
+def test_sums_over_all_and_kept_axes_match_eager():
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.01)
+
+        def step(x, y):
+            opt.zero_grad()
+            h = m(x)
+            loss = (h * h).sum() + h.sum(1, keepdim=True).sum() * 0.5
+            loss.backward()
+            opt.step()
+            return loss
+
+        return m, step
+
+    c = _assert_same_training(make, _batches())
+    assert "_add.reduce(" in c.source
