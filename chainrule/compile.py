@@ -385,8 +385,9 @@ class _Tape:
             parts = [self._const(np.array(a, scalars), "s") if type(a) is float else e
                      for a, e in zip(node.args, parts, strict=True)]
         parts += [f"{k}={self._expr(v)}" for k, v in node.kw.items()]
-        if out is not None:
-            parts.append(f"out={out}")
+        if out is not None:  # a ufunc takes its output positionally (a little cheaper)
+            ufunc = isinstance(node.fn, np.ufunc) and len(node.args) == node.fn.nin
+            parts.append(out if ufunc and not node.kw else f"out={out}")
         return f"{fn_name}({', '.join(parts)})"
 
     def _build(self, tracer: _Tracer, args: tuple, inputs: list, result: Any) -> None:
@@ -487,10 +488,11 @@ class _Tape:
 
     def _guards(self, tracer: _Tracer) -> list[str]:
         """Retrace if a tensor whose array the tape reads got a new array (model.to(...))."""
-        conds = []
+        conds, seen = [], set()
         for v in self.values.values():
             t = tracer.tensors.get(id(v.array)) if v.kind == "ext" else None
-            if t is not None:
+            if t is not None and (id(t), v.name) not in seen:  # one check per tensor and array
+                seen.add((id(t), v.name))
                 conds.append(f"{self._const(t, 't')}.data is not {v.name}")
         if not conds:
             return []
@@ -634,13 +636,13 @@ class _Tape:
                 f"ce{j}_n = {check}",
                 f"if ce{j}_n:", f"    {v.name} = {self._call(fn, node)}", "else:",
                 f"    _maximum.reduce({xs}, 1, None, {m}, True)",
-                f"    _subtract({xs}, {m}, out={ev})",
-                f"    _add({rows}, {t}, out={idx})",
+                f"    _subtract({xs}, {m}, {ev})",
+                f"    _add({rows}, {t}, {idx})",
                 f"    ce{j}_p = {flat}[{idx}]",
-                f"    _exp({ev}, out={ev})",
+                f"    _exp({ev}, {ev})",
                 f"    _add.reduce({ev}, 1, None, {sv})",
-                f"    _log({sv}, out={loss})",
-                f"    _subtract({loss}, ce{j}_p, out={loss})",
+                f"    _log({sv}, {loss})",
+                f"    _subtract({loss}, ce{j}_p, {loss})",
                 f"    {v.name} = _asarray(_add.reduce({loss}) / {n})",
             ]
             return
@@ -650,9 +652,9 @@ class _Tape:
         self.ns.update(_copyto=np.copyto, _divide=np.divide, _multiply=np.multiply)
         self.lines += [
             f"if ce{fwd}_n:", f"    _copyto({ev}, {self._call(fn, node)})", "else:",
-            f"    _divide({ev}, {s2}, out={ev})",
+            f"    _divide({ev}, {s2}, {ev})",
             f"    {flat}[{idx}] -= 1.0",
-            f"    _multiply({ev}, {g} * {1.0 / self.ns[ev].shape[0]!r}, out={ev})",
+            f"    _multiply({ev}, {g} * {1.0 / self.ns[ev].shape[0]!r}, {ev})",
         ]
 
     @staticmethod
@@ -757,9 +759,9 @@ class _Tape:
             return False
         self.ns.update(_copyto=np.copyto, _matmul=np.matmul, _add=np.add)
         ws, wt = self._expr(w), self._const(np.empty_like(w.T, order="C"), "b")
-        self.lines += [f"_copyto({wt}, {ws}.T)", f"_matmul({self._expr(x)}, {wt}, out={out})"]
+        self.lines += [f"_copyto({wt}, {ws}.T)", f"_matmul({self._expr(x)}, {wt}, {out})"]
         if len(node.args) == 3 and node.args[2] is not None:
-            self.lines.append(f"_add({out}, {self._expr(node.args[2])}, out={out})")
+            self.lines.append(f"_add({out}, {self._expr(node.args[2])}, {out})")
         return True
 
     def _emit_leaf(self, node: _Node) -> None:
