@@ -746,20 +746,26 @@ class _Tape:
         return True
 
     def _emit_linear(self, node: _Node, out: str) -> bool:
-        """``x @ w.T (+ b)`` with a small fixed 2-D weight of at least 32 rows: OpenBLAS multiplies
-        a transposed right operand of that size ~1.8x slower than a contiguous one, so the
-        weight is first copied, transposed, into a fixed buffer (same products, same bits)."""
+        """``x @ w.T (+ b)`` (``ops.linalg._linear_out``) inline. A small fixed 2-D weight of at
+        least 32 rows is first copied, transposed, into a fixed buffer: OpenBLAS multiplies a
+        transposed right operand of that size ~1.8x slower than a contiguous one (same
+        products, same bits); the transposed view of another fixed weight is taken once."""
         from .ops.linalg import _linear_out
 
         if node.op is None or getattr(node.op, "out", None) is not _linear_out or node.kw:
             return False
         x, w = node.args[:2]
-        if (not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 32 or w.size > 16384
-                or not w.flags.c_contiguous or w.dtype != x.dtype):
+        if not isinstance(w, np.ndarray) or not isinstance(x, np.ndarray) or w.ndim != 2:
             return False
         self.ns.update(_copyto=np.copyto, _matmul=np.matmul, _add=np.add)
-        ws, wt = self._expr(w), self._const(np.empty_like(w.T, order="C"), "b")
-        self.lines += [f"_copyto({wt}, {ws}.T)", f"_matmul({self._expr(x)}, {wt}, {out})"]
+        ws, fixed = self._expr(w), self.values[id(w)].kind in ("ext", "buf", "view")
+        if (w.shape[0] >= 32 and w.size <= 16384 and w.flags.c_contiguous
+                and w.dtype == x.dtype):
+            wt = self._const(np.empty_like(w.T, order="C"), "b")
+            self.lines.append(f"_copyto({wt}, {ws}.T)")
+        else:
+            wt = self._const(self.values[id(w)].array.T, "v") if fixed else f"{ws}.T"
+        self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         if len(node.args) == 3 and node.args[2] is not None:
             self.lines.append(f"_add({out}, {self._expr(node.args[2])}, {out})")
         return True
