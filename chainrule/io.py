@@ -17,6 +17,8 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from .tensor import Tensor
+
 __all__ = [
     "IncompatibleKeys",
     "LoadError",
@@ -134,7 +136,8 @@ def load(path: PathLike) -> dict[str, Any]:
             arrays = {key: f.get_tensor(key) for key in f.keys()}
     except (safetensors.SafetensorError, OSError) as e:
         raise LoadError(f"cannot load {path}: invalid safetensors file ({e})") from e
-    return {key: _to_tensor(array) for key, array in arrays.items()}
+    # explicit dtype: Tensor() would turn float64 into float32
+    return {key: Tensor(array, dtype=array.dtype) for key, array in arrays.items()}
 
 
 def load_metadata(path: PathLike) -> dict[str, str]:
@@ -327,17 +330,6 @@ def _read_header(path: PathLike) -> dict[str, Any]:
             "data present); re-save or re-download it"
         )
     return header
-
-
-def _to_tensor(array: np.ndarray) -> Any:
-    """Wrap a loaded array in a chainrule Tensor, dtype unchanged (the bare array if no core)."""
-    try:
-        from chainrule.tensor import Tensor
-    except ModuleNotFoundError as e:
-        if e.name not in ("chainrule", "chainrule.tensor"):
-            raise
-        return array
-    return Tensor(array, dtype=array.dtype)  # explicit dtype: Tensor() turns float64 into float32
 
 
 def _shape(value: Any) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import tensor as _tensor
-from ._core import apply, defop, nondiff, normalize_axis, poly, to_tensor, user_frame
+from ._core import apply, defop, nondiff, normalize_axis, poly, user_frame
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .elementwise import (
     abs,
@@ -104,7 +104,7 @@ from .shape import (
 )
 
 _INTERNAL = {"annotations", "np", "apply", "defop", "nondiff", "normalize_axis", "poly",
-             "to_tensor", "user_frame", "index_data", "cast", "sum_to", "expand_dims", "moveaxis"}
+             "user_frame", "index_data", "cast", "sum_to", "expand_dims", "moveaxis"}
 __all__ = [n for n in dir() if not n.startswith("_") and n not in _INTERNAL]
 
 

@@ -172,11 +172,6 @@ def nondiff(name: str, fwd: Callable) -> Callable:
     return call
 
 
-def to_tensor(x: Any) -> Tensor:
-    """Wrap a non-tensor (number, list, array) as a constant tensor; tensors pass through."""
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def normalize_axis(dim: Any, ndim: int) -> tuple[int, ...] | None:
     """Turn a PyTorch ``dim`` (int, sequence or None) into a tuple of non-negative axes."""
     if dim is None:
