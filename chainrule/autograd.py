@@ -1,8 +1,9 @@
 """The backpropagation engine: reverse-mode differentiation over the recorded graph.
 
-It knows no particular operation: it sorts the graph, walks it from the output back to the
-inputs, and asks each node's op for its VJPs. Also the composable functional API (``grad``,
-``value_and_grad``, ``jacobian``, ``hessian``) and PyTorch's ``autograd.grad``.
+It knows no particular operation: it walks the recorded graph from the output back to the
+inputs, newest node first, and asks each node's op for its VJPs. Also the composable
+functional API (``grad``, ``value_and_grad``, ``jacobian``, ``hessian``) and PyTorch's
+``autograd.grad``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ class _Freed:
         self.name = name
 
 
-_freed: dict[Op, tuple] = {}  # op -> the record a freed node of that op keeps (made once)
+class _FreedRecords(dict):
+    """op -> the record a freed node of that op keeps (made on first use, then shared)."""
+
+    def __missing__(self, op: Op) -> tuple:
+        record = self[op] = (_Freed(op.name), (), None)
+        return record
 
 
-def _freed_ctx(op: Op) -> tuple:
-    ctx = _freed.get(op)
-    if ctx is None:
-        ctx = _freed[op] = (_Freed(op.name), (), None)
-    return ctx
+_freed = _FreedRecords()
 
 
 def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
@@ -122,7 +124,7 @@ def run_backward(
             if versions != t._saved_version:
                 _modified_in_place(op, t)
             if not retain_graph:
-                t._ctx = _freed.get(op) or _freed_ctx(op)
+                t._ctx = _freed[op]
             if tensor_mode:
                 ans, args = t, parents
             else:
