@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import secrets
 import stat
@@ -24,6 +25,7 @@ __all__ = [
     "LoadError",
     "atomic_open",
     "check_state_dict_matches",
+    "json_safe",
     "load",
     "load_metadata",
     "save",
@@ -104,6 +106,18 @@ def write_text_atomic(path: PathLike, text: str) -> None:
 def write_json_atomic(path: PathLike, obj: Any, *, indent: int | None = 2) -> None:
     """Write `obj` as JSON to `path`, atomically; serialisation errors leave `path` untouched."""
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, Inf) inside dicts and lists replaced by None,
+    since standard JSON has no such numbers."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def save(obj: Any, path: PathLike, metadata: Mapping[str, str] | None = None) -> None:

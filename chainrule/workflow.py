@@ -24,7 +24,7 @@ import numpy as np
 from . import nn, optim
 from ._random import manual_seed
 from .data.errors import DataError
-from .io import LoadError, load, save, write_json_atomic, write_text_atomic
+from .io import LoadError, json_safe, load, save, write_json_atomic, write_text_atomic
 from .tensor import Tensor
 
 MODEL_FORMAT = "chainrule-model"
@@ -311,7 +311,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, opts: TrainOptions,
     history = trainer.fit((prep.X_train, y_train), val_data=(prep.X_val, y_val),
                           epochs=opts.epochs, batch_size=opts.batch_size)
     monitor.close()
-    result = _json_safe({
+    result = json_safe({
         "task": prep.task,
         "train": _metrics(trainer, prep, prep.X_train, prep.y_train),
         "validation": _metrics(trainer, prep, prep.X_val, prep.y_val),
@@ -511,7 +511,7 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike) -> dict[str,
     X, y, _ = _inputs(loaded, _existing(data), need_target=True)
     trainer = Trainer(loaded.model, nn.CrossEntropyLoss() if loaded.task == "classification"
                       else nn.MSELoss(), progress=False, verbose=False)
-    return _json_safe({"task": loaded.task, "n": int(len(X)), **_metrics(trainer, loaded, X, y)})
+    return json_safe({"task": loaded.task, "n": int(len(X)), **_metrics(trainer, loaded, X, y)})
 
 
 def predict(model_dir: str | os.PathLike, data: str | os.PathLike,
@@ -548,15 +548,6 @@ def _existing(data: str | os.PathLike) -> Path:
     if not path.exists():
         raise DataError(f"{path} does not exist; pass a CSV/Parquet file or an image folder")
     return path
-
-
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats become None, so metrics files are standard JSON."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 class _atomic_dir:

@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from chainrule.io import write_json_atomic
+from chainrule.io import json_safe, write_json_atomic
 
 __all__ = ["History"]
 
@@ -85,7 +85,7 @@ class History:
         """A JSON-serialisable dict (see from_dict)."""
         return {
             "format": FORMAT,
-            "records": [{k: _jsonable(v) for k, v in r.items()} for r in self.records],
+            "records": [json_safe(r) for r in self.records],
             "best_epoch": self.best_epoch,
             "stopped_epoch": self.stopped_epoch,
             "restored_epoch": self.restored_epoch,
@@ -121,6 +121,3 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def _jsonable(x: Any) -> Any:
-    """NaN and infinities become None, since standard JSON has no such numbers."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
