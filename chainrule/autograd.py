@@ -132,6 +132,9 @@ def run_backward(
                 args = [p.data if isinstance(p, Tensor) else p for p in parents]
                 if not anomaly:  # drop the engine's reference: an output nobody else holds is
                     t = None     # freed before its VJPs allocate (lower peak memory)
+            if op.prep is not None:
+                g = (op.prep(g, ans, *args, **kw) if tracer is None
+                     else tracer.call_vjp(op.prep, g, ans, args, kw))
             vjps = op.vjps
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):

@@ -749,10 +749,13 @@ class _Tape:
         """``x @ w.T (+ b)`` (``ops.linalg._linear_out``) inline. A small fixed 2-D weight of at
         least 32 rows is first copied, transposed, into a fixed buffer: OpenBLAS multiplies a
         transposed right operand of that size ~1.8x slower than a contiguous one (same
-        products, same bits); the transposed view of another fixed weight is taken once."""
+        products, same bits); the transposed view of another fixed weight is taken once. A
+        fused activation (``ops.linalg.linear_act``) follows, in place."""
         from .ops.linalg import _linear_out
 
-        if node.op is None or getattr(node.op, "out", None) is not _linear_out or node.kw:
+        form = getattr(node.op, "out", None) if node.op is not None else None
+        act = getattr(form, "activation", None)
+        if (form is not _linear_out and act is None) or node.kw:
             return False
         x, w = node.args[:2]
         if not isinstance(w, np.ndarray) or not isinstance(x, np.ndarray) or w.ndim != 2:
@@ -768,6 +771,8 @@ class _Tape:
         self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         if len(node.args) == 3 and node.args[2] is not None:
             self.lines.append(f"_add({out}, {self._expr(node.args[2])}, {out})")
+        if act is not None:
+            self.lines.append(f"{self._const(act, 'f')}({out})")
         return True
 
     def _emit_leaf(self, node: _Node) -> None:

@@ -48,6 +48,14 @@ def method(name, *args, **kw):
     return lambda m, x, *xs: getattr(x, name)(*xs, *args, **kw)
 
 
+def _linear_then(act):
+    def f(m, x, w, b):
+        if m is TORCH:
+            return getattr(m, act)(m.linear(x, w, b))
+        return m.linear_act(x, w, b, act)
+    return f
+
+
 A, P = "any", "pos"  # kinds of inputs: signed and away from 0, or positive
 S = (3, 4)
 S3 = [((2, 3, 4), A)]
@@ -104,6 +112,10 @@ CASES = [
     ("linear_1d", lambda m, x, w, b: m.linear(x, w, b), [((4,), A), ((5, 4), A), ((5,), A)]),
     ("linear_3d", lambda m, x, w, b: m.linear(x, w, b), [((2, 3, 4), A), ((5, 4), A), ((5,), A)]),
     ("linear_nobias", lambda m, x, w: m.linear(x, w), [((2, 3, 4), A), ((5, 4), A)]),
+    # linear_act (one primitive here) against torch's linear then the activation
+    *[(f"linear_{act}", _linear_then(act), [((3, 4), A), ((5, 4), A), ((5,), A)])
+      for act in ("relu", "tanh", "sigmoid")],
+    ("linear_relu_3d", _linear_then("relu"), [((2, 3, 4), A), ((5, 4), A), ((5,), A)]),
     # reductions
     *[(f"{n}_all", call(n), S3) for n in ["sum", "mean", "max", "min", "var", "std"]],
     *[(f"{n}_{d}_{k}", call(n, d, keepdim=k), S3)

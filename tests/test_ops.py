@@ -239,6 +239,45 @@ def test_linear_second_derivative(xshape):
         check(cr.grad(lambda x, w, b: (cr.linear(x, w, b) ** 2).sum(), argnums=argnums), x, w, b)
 
 
+ACTS = {"relu": cr.relu, "tanh": cr.tanh, "sigmoid": cr.sigmoid}
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("xshape", [(3, 4), (4,), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_act_gradcheck(act, xshape, bias):
+    x, w, b = rnd(xshape, 1), rnd((5, 4), 2), rnd((5,), 3)
+    args = (x, w, b) if bias else (x, w, None)
+    check(lambda *a: cr.linear_act(*a, activation=act), *args[:3 if bias else 2])
+    for argnums in (0, 1):  # second derivatives through the fused activation's derivative
+        check(cr.grad(lambda x, w: (cr.linear_act(x, w, args[2], act) ** 2).sum(),
+                      argnums=argnums), x, w)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("dtype", [cr.float32, cr.float64])
+def test_linear_act_is_bitwise_linear_then_activation(act, dtype):
+    """The fused primitive does the same arithmetic as the two ops it replaces."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in [(7, 6), (5, 6), (5,)]]
+    g = cr.tensor(rng.standard_normal((7, 5)), dtype=dtype)
+    results = []
+    for fused in (True, False):
+        x, w, b = (cr.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = cr.linear_act(x, w, b, act) if fused else ACTS[act](cr.linear(x, w, b))
+        (y * g).sum().backward()
+        results.append([y.data, x.grad.data, w.grad.data, b.grad.data])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_linear_act_names_its_node_and_rejects_unknown_activations():
+    x, w = rnd((2, 3), 1), rnd((4, 3), 2)
+    assert cr.linear_act(x, w, None, "relu").grad_fn == "LinearReluBackward"
+    with pytest.raises(ValueError, match="unknown activation 'gelu'; use one of relu"):
+        cr.linear_act(x, w, None, "gelu")
+
+
 # -- reductions ----------------------------------------------------------------------------------
 
 DIMS = [None, 0, 1, -1, (0, 2), (-1, 0), (0, 1, 2)]

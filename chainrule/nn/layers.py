@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 
 from .._random import Generator
-from ..ops import flatten, linear
+from ..ops import flatten, linear, linear_act
 from ..tensor import Tensor
 from . import functional as F
+from .activations import ReLU, Sigmoid, Tanh
 from .init import get_initializer, zeros
 from .module import Module, Parameter
+
+_FUSABLE = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}  # Linear + these: one primitive
 
 
 def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
@@ -60,6 +63,14 @@ class Linear(_WeightAndBias):
 
     def forward(self, input: Tensor) -> Tensor:
         return linear(input, self.weight, self.bias)
+
+    def fuse_next(self, nxt: Module, x: Any) -> Tensor | None:
+        """``nxt(self(x))`` as one primitive when ``nxt`` is a plain ReLU, Tanh or Sigmoid and no
+        forward hook on either would see the intermediate result."""
+        act = _FUSABLE.get(type(nxt))
+        if act is None or type(self) is not Linear or self._forward_hooks or nxt._forward_hooks:
+            return None
+        return linear_act(x, self.weight, self.bias, act)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -88,6 +88,10 @@ class Module:
         setattr(self, name, module)
 
     # -- calling ------------------------------------------------------------------------------
+    # ``fuse_next(nxt, x)``: this module and the one after it applied to x as one primitive, or
+    # None where that is not exactly equivalent; nn.Sequential asks (Linear overrides it).
+    fuse_next: Callable[[Module, Any], Any] | None = None
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
@@ -285,8 +289,17 @@ class Sequential(_ModuleSequence):
                 self.add_module(str(i), m)
 
     def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
+        mods = tuple(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and m.fuse_next is not None:  # e.g. Linear + ReLU as one primitive
+                y = m.fuse_next(mods[i + 1], x)
+                if y is not None:
+                    x, i = y, i + 2
+                    continue
             x = m(x)
+            i += 1
         return x
 
     def __getitem__(self, idx: int | slice) -> Any:

@@ -63,7 +63,7 @@ from .elementwise import (
     where,
 )
 from .index import getitem, index_data, take_along_dim
-from .linalg import dot, linear, matmul, mm
+from .linalg import dot, linear, linear_act, matmul, mm
 from .reduce import (
     all,
     amax,

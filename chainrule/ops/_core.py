@@ -31,17 +31,20 @@ class Op:
     """A primitive: its name (for errors and grad_fn), forward function and per-argument VJPs;
     optionally ``out``, the forward writing into a given buffer (``out(*args, out=buf, **kw)``,
     used by ``chainrule.compile``; ufunc forwards need none). ``uses_ans=False`` says no VJP
-    reads the output, so backward can free it before the VJPs run (lower peak memory)."""
+    reads the output, so backward can free it before the VJPs run (lower peak memory).
+    ``prep(g, ans, *args, **kw)``, if given, is the first step every VJP shares (a fused
+    activation's derivative): backward runs it once and hands its result to each VJP as ``g``."""
 
-    __slots__ = ("name", "fwd", "vjps", "out", "uses_ans")
+    __slots__ = ("name", "fwd", "vjps", "out", "uses_ans", "prep")
 
     def __init__(self, name: str, fwd: Callable, vjps: Any, out: Callable | None = None,
-                 uses_ans: bool = True) -> None:
+                 uses_ans: bool = True, prep: Callable | None = None) -> None:
         self.name = name
         self.fwd = fwd
         self.vjps = vjps
         self.out = out
         self.uses_ans = uses_ans
+        self.prep = prep
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -127,9 +130,10 @@ def apply(op: Op, args: tuple, kw: dict) -> Tensor:
 
 
 def defop(name: str, fwd: Callable, *vjps: Callable, nary: Callable | None = None,
-          out: Callable | None = None, uses_ans: bool = True) -> Callable:
+          out: Callable | None = None, uses_ans: bool = True,
+          prep: Callable | None = None) -> Callable:
     """Register a primitive and return the public function that applies it to tensors."""
-    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps, out, uses_ans)
+    op = Op(name, fwd, NaryVJP(nary) if nary is not None else vjps, out, uses_ans, prep)
 
     def call(*args: Any, **kw: Any) -> Tensor:
         return apply(op, args, kw)

@@ -30,12 +30,21 @@ def _erf_fwd(x: np.ndarray) -> np.ndarray:
     return np.asarray(_erf_impl()(x), dtype=x.dtype)
 
 
-def _sigmoid_fwd(x: np.ndarray) -> np.ndarray:
+def _sigmoid_fwd(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # 0.5 * (1 + tanh(x/2)) never overflows, unlike 1 / (1 + exp(-x))
-    out = np.tanh(x * 0.5)
+    t = np.multiply(x, 0.5, out=out)
+    out = np.tanh(t, out=t) if type(t) is np.ndarray else np.tanh(t)  # (0-d input: a scalar)
     out += 1
     out *= 0.5
     return out
+
+
+def _tanh_grad(g: Any, ans: Any) -> Any:
+    return g * (1.0 - ans * ans)
+
+
+def _sigmoid_grad(g: Any, ans: Any) -> Any:
+    return g * (ans * (1.0 - ans))
 
 
 def _softplus_fwd(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
@@ -125,10 +134,19 @@ abs = defop("abs", np.abs, lambda g, ans, x: g * np.sign(x))
 sin = defop("sin", np.sin, lambda g, ans, x: g * np.cos(x))
 cos = defop("cos", np.cos, lambda g, ans, x: -g * np.sin(x))
 tan = defop("tan", np.tan, lambda g, ans, x: g * (ans * ans + 1.0))
-tanh = defop("tanh", np.tanh, lambda g, ans, x: g * (1.0 - ans * ans))
-sigmoid = defop("sigmoid", _sigmoid_fwd, lambda g, ans, x: g * (ans * (1.0 - ans)))
+tanh = defop("tanh", np.tanh, lambda g, ans, x: _tanh_grad(g, ans))
+sigmoid = defop("sigmoid", _sigmoid_fwd, lambda g, ans, x: _sigmoid_grad(g, ans),
+                out=_sigmoid_fwd)
 relu = defop("relu", _relu_fwd, lambda g, ans, x: g * (x > 0),
              out=_relu_fwd, uses_ans=False)
+
+# Activations whose derivative is a function of their output alone: (forward in place on its
+# input, d/dx from the output). ops.linalg fuses them into the product before them.
+ACTIVATIONS_IN_PLACE: dict[str, tuple[Any, Any]] = {
+    "relu": (lambda z: _relu_fwd(z, out=z), lambda g, ans: g * (ans > 0)),
+    "tanh": (lambda z: np.tanh(z, out=z), _tanh_grad),
+    "sigmoid": (lambda z: _sigmoid_fwd(z, out=z), _sigmoid_grad),
+}
 erf = defop("erf", _erf_fwd, lambda g, ans, x: g * (2.0 / math.sqrt(math.pi)) * np.exp(-(x * x)))
 leaky_relu_ = defop(
     "leaky_relu",

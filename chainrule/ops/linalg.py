@@ -1,5 +1,6 @@
-"""Matrix products: ``matmul`` (1-D, 2-D and batched, NumPy/PyTorch semantics) and the fused
-``linear`` (x @ W.T + b in one primitive: one node instead of three, the hot path of MLPs).
+"""Matrix products: ``matmul`` (1-D, 2-D and batched, NumPy/PyTorch semantics), the fused
+``linear`` (x @ W.T + b in one primitive: one node instead of three, the hot path of MLPs) and
+``linear_act`` (an activation applied in place to that product, while it is still in cache).
 Every product goes to BLAS; transposes are views, never copies."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._core import defop
+from .elementwise import ACTIVATIONS_IN_PLACE
 
 
 def _mT(a: Any) -> Any:
@@ -50,6 +52,10 @@ def _linear_out(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     return out
 
 
+def _linear_vjp_x(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
+    return g @ w
+
+
 def _linear_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
     if g.ndim == 1:  # a single input vector: the outer product g x^T
         return np.expand_dims(g, -1) * x
@@ -64,20 +70,40 @@ def _linear_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any = None) -> Any:
 
 
 matmul = defop("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y, uses_ans=False)
-_linear = defop(
-    "linear",
-    _linear_fwd,
-    lambda g, ans, x, w, b=None: g @ w,
-    _linear_vjp_w,
-    _linear_vjp_b,
-    out=_linear_out,
-    uses_ans=False,
-)
+_linear = defop("linear", _linear_fwd, _linear_vjp_x, _linear_vjp_w, _linear_vjp_b,
+                 out=_linear_out, uses_ans=False)
+
+
+def _linear_act_op(name: str, act: Any, act_grad: Any) -> Any:
+    """``act(x @ W.T + b)`` as one primitive: the activation runs in place on the product, and
+    backward applies its derivative once (``prep``) before linear's own VJPs."""
+    def out_form(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                 out: np.ndarray) -> np.ndarray:
+        return act(_linear_out(x, w, b, out=out))
+
+    out_form.activation = act  # type: ignore[attr-defined]  # compile inlines the product
+    return defop(f"linear_{name}", lambda x, w, b=None: act(_linear_fwd(x, w, b)),
+                 _linear_vjp_x, _linear_vjp_w, _linear_vjp_b, out=out_form,
+                 prep=lambda g, ans, *args: act_grad(g, ans))
+
+
+_linear_act = {name: _linear_act_op(name, *fs) for name, fs in ACTIVATIONS_IN_PLACE.items()}
 
 
 def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     """``input @ weight.T + bias`` as one primitive (PyTorch's F.linear)."""
     return _linear(input, weight) if bias is None else _linear(input, weight, bias)
+
+
+def linear_act(input: Any, weight: Any, bias: Any = None, activation: str = "relu") -> Any:
+    """``activation(input @ weight.T + bias)`` as one primitive, for ``activation`` in "relu",
+    "tanh", "sigmoid": the same values and gradients as ``linear`` then the activation, with one
+    graph node and one pass over the result fewer (nn.Sequential uses it for Linear + ReLU)."""
+    f = _linear_act.get(activation)
+    if f is None:
+        raise ValueError(f"linear_act: unknown activation {activation!r}; "
+                         f"use one of {', '.join(_linear_act)}")
+    return f(input, weight) if bias is None else f(input, weight, bias)
 
 
 def mm(input: Any, mat2: Any) -> Any:

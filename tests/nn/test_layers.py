@@ -341,3 +341,55 @@ def test_mlp_in_sequential_trains_in_float32():
     net.eval()
     with cr.no_grad():
         assert net(x).shape == (16, 3)
+
+
+# -- nn.Sequential fuses Linear + ReLU/Tanh/Sigmoid into one primitive ---------------------------
+def _two_nets(act, seed=0):
+    """The same Linear -> act -> Linear net twice: in a Sequential, and applied by hand."""
+    cr.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(6, 5), act(), nn.Linear(5, 3))
+    return net, lambda x: net[2](net[1](net[0](x)))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid])
+def test_sequential_fuses_linear_and_activation_with_identical_results(act):
+    net, by_hand = _two_nets(act)
+    x = cr.tensor(np.random.default_rng(0).standard_normal((4, 6)), dtype=cr.float32)
+    results = []
+    for f in (net, by_hand):
+        net.zero_grad()
+        y = f(x)
+        y.pow(2).sum().backward()
+        results.append([y.data] + [p.grad.data.copy() for p in net.parameters()])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    fused = net[0].fuse_next(net[1], x)
+    assert fused.grad_fn == f"Linear{act.__name__.capitalize()}Backward"
+
+
+def test_sequential_does_not_fuse_when_a_hook_would_see_the_intermediate():
+    net, _ = _two_nets(nn.ReLU)
+    seen = []
+    net[0].register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
+    net[1].register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
+    net(cr.randn(8, 6))
+    assert len(seen) == 2 and seen[0] < 0 <= seen[1]  # the linear output, then the ReLU's
+
+
+def test_sequential_does_not_fuse_subclasses():
+    class Shifted(nn.ReLU):
+        def forward(self, x):
+            return super().forward(x) + 1
+
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    cr.manual_seed(0)
+    x = cr.randn(3, 6)
+    net = nn.Sequential(nn.Linear(6, 5), Shifted())
+    assert net(x).data.min() >= 1
+    net = nn.Sequential(Doubled(6, 5), nn.ReLU())
+    np.testing.assert_allclose(net(x).data, np.maximum(2 * (x.data @ net[0].weight.data.T), 0),
+                               rtol=1e-6)
+    assert net[0].fuse_next(net[1], x) is None
