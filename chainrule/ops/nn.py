@@ -102,7 +102,8 @@ def _grad_scale(g: Any, denom: Any, reduction: str) -> Any:
 class _SoftmaxMemo:
     """The softmax the forward pass of the last cross-entropy call already computed, handed to
     its VJP (on arrays) instead of being computed again; one entry, matched by identity.
-    ``plain`` marks a call of the common case (see ``_plain_mean_fwd``)."""
+    ``layout`` is None for the general path, or "NC" / "CN" for a call of the common case (see
+    ``_plain_mean_fwd``), whose exponentials may be kept class-major."""
 
     __slots__ = ("entry",)
 
@@ -110,27 +111,33 @@ class _SoftmaxMemo:
         self.entry: tuple | None = None
 
     def put(self, ans: np.ndarray, x: np.ndarray, e: np.ndarray, s: np.ndarray,
-            plain: bool = False) -> None:
-        self.entry = (ans, x, e, s, plain)
+            layout: str | None = None) -> None:
+        self.entry = (ans, x, e, s, layout)
 
-    def take(self, ans: Any, x: Any) -> tuple[np.ndarray, bool] | None:
-        """(softmax(x), plain) if the forward that returned ``ans`` from ``x`` left it."""
+    def take(self, ans: Any, x: Any) -> tuple[np.ndarray, str | None] | None:
+        """(softmax(x) in the memo's layout, layout) if the forward that returned ``ans`` from
+        ``x`` left it."""
         entry, self.entry = self.entry, None
         if entry is None or entry[0] is not ans or entry[1] is not x:
             return None
-        e, s = entry[2], entry[3]
-        e /= s.reshape(s.shape[:1] + (1,) + s.shape[1:])
-        return e, entry[4]
+        e, s, layout = entry[2], entry[3], entry[4]
+        e /= s if layout == "CN" else s.reshape(s.shape[:1] + (1,) + s.shape[1:])
+        return e, layout
 
 
 _softmax_memo = _SoftmaxMemo()
 _rows: dict[int, np.ndarray] = {}  # n -> arange(n), the row index of a label pick
+# Up to this many classes the plain path works class-major, on a (C, N) copy: a reduction over
+# the classes is then an elementwise pass over rows of N, which NumPy vectorises, where over the
+# short contiguous axis of (N, C) it loops sample by sample (1.8x faster for 128 x 10, 4x for
+# 2048 x 10; 1.3x slower for 128 x 1000).
+_CLASS_MAJOR_MAX = 128
 
 
 def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.ndarray | None:
     """Mean cross-entropy of (N, C) logits, no class weights, no smoothing, no label ignored:
     the same arithmetic as the general path with a third of its NumPy calls. None otherwise."""
-    n = x.shape[0]
+    n, c = x.shape
     if not n or np.count_nonzero(target == ignore_index):
         return None
     rows = _rows.get(n)
@@ -138,14 +145,19 @@ def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.
         rows = _rows[n] = np.arange(n)
     # loss_n = log sum exp(x - m) - (x_t - m): the label's shifted logit is picked before exp
     # overwrites the shifted logits (one pass fewer); ufunc reduces skip ndarray.sum's wrapper
-    m = np.maximum.reduce(x, axis=1, keepdims=True)
-    e = np.subtract(x, m)
-    picked = e[rows, target]
-    s = np.add.reduce(np.exp(e, out=e), axis=1)
+    if c <= _CLASS_MAJOR_MAX:
+        layout, axis, e = "CN", 0, np.array(x.T, order="C")
+        e -= np.maximum.reduce(e, axis=0)
+        picked = e[target, rows]
+    else:
+        layout, axis = "NC", 1
+        e = np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True))
+        picked = e[rows, target]
+    s = np.add.reduce(np.exp(e, out=e), axis=axis)
     loss = np.log(s)
     loss -= picked
     out = np.asarray(np.add.reduce(loss) / n)
-    _softmax_memo.put(out, x, e, s, plain=True)
+    _softmax_memo.put(out, x, e, s, layout)
     return out
 
 
@@ -185,11 +197,14 @@ def _cross_entropy_vjp(
     # create_graph the result stays differentiable through the softmax; on arrays it is
     # computed in place, without a one-hot matrix.
     hit = _softmax_memo.take(ans, x) if isinstance(x, np.ndarray) else None
-    if hit is not None and hit[1]:  # the plain mean: softmax - onehot, over N
-        p = hit[0]
-        p[_rows[p.shape[0]], target] -= 1.0
-        p *= g * (1.0 / p.shape[0])
-        return p
+    if hit is not None and hit[1] is not None:  # the plain mean: (softmax - onehot) / N
+        p, n = hit[0], len(target)
+        if hit[1] == "CN":
+            p[target, _rows[n]] -= 1.0
+        else:
+            p[_rows[n], target] -= 1.0
+        p *= g * (1.0 / n)
+        return p.T if hit[1] == "CN" else p
     shape, dtype = x.shape, x.dtype
     n_classes, keep = shape[1], 1.0 - label_smoothing
     labels, w_t, mask, denom = _labels(target, weight, ignore_index, dtype)

@@ -118,6 +118,22 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
     assert F.cross_entropy(x, t).grad_fn == "CrossEntropyBackward"  # one fused node
 
 
+@pytest.mark.parametrize("classes", [2, 10, 128, 129, 300])  # class-major up to 128, then not
+def test_cross_entropy_fast_path_equals_the_general_path(classes):
+    """The plain mean (no weights, nothing ignored) takes a shortcut; class weights of 1 take
+    the general path: the same values and gradients."""
+    logits = RNG.normal(size=(37, classes)) * 3
+    t = RNG.integers(0, classes, 37)
+    results = []
+    for weight in (None, np.ones(classes)):
+        x = cr.tensor(logits, dtype=cr.float64, requires_grad=True)
+        loss = F.cross_entropy(x, t, weight=weight)
+        loss.backward()
+        results.append((loss.item(), x.grad.data))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-15)
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_cross_entropy_gradcheck(smoothing):
     x = cr.tensor(RNG.normal(size=(3, 4, 2)), dtype=cr.float64, requires_grad=True)
