@@ -47,7 +47,7 @@ def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
                 "implicitly for a scalar output. Pass gradient= (same shape), or call "
                 ".sum() first"
             )
-        g = np.ones_like(t.data)
+        g = np.ones(t.data.shape, t.data.dtype)
     else:
         g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=t.data.dtype)
         if g.shape != t.shape:

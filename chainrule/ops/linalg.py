@@ -14,7 +14,7 @@ from .elementwise import ACTIVATIONS_IN_PLACE
 
 
 def _mT(a: Any) -> Any:
-    return np.swapaxes(a, -1, -2)
+    return a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)  # .T: no NumPy wrapper call
 
 
 def _matmul_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
