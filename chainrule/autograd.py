@@ -132,9 +132,11 @@ def run_backward(
                 args = [p.data if isinstance(p, Tensor) else p for p in parents]
                 if not anomaly:  # drop the engine's reference: an output nobody else holds is
                     t = None     # freed before its VJPs allocate (lower peak memory)
-            if op.prep is not None:
+            if op.prep is not None:  # the VJPs after it get no output: freed before they run
                 g = (op.prep(g, ans, *args, **kw) if tracer is None
                      else tracer.call_vjp(op.prep, g, ans, args, kw))
+                if not tensor_mode:
+                    ans = None
             vjps = op.vjps
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):

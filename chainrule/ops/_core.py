@@ -33,7 +33,8 @@ class Op:
     used by ``chainrule.compile``; ufunc forwards need none). ``uses_ans=False`` says no VJP
     reads the output, so backward can free it before the VJPs run (lower peak memory).
     ``prep(g, ans, *args, **kw)``, if given, is the first step every VJP shares (a fused
-    activation's derivative): backward runs it once and hands its result to each VJP as ``g``."""
+    activation's derivative): backward runs it once and hands its result to each VJP as ``g``
+    (on arrays, with the output already released: ``ans`` is then None)."""
 
     __slots__ = ("name", "fwd", "vjps", "out", "uses_ans", "prep")
 
