@@ -265,6 +265,30 @@ def gemm_floor(pb: dict) -> Runner:
     return Runner(step)
 
 
+def gemm_floor_feature_major(pb: dict) -> Runner:
+    """The same matrix products in the layouts chainrule uses for batches of up to 256 rows
+    (activations and their gradients stored feature-major, (features, N); see
+    chainrule.ops.linalg.FEATURE_MAJOR_MAX_ROWS): W @ h.T forward, g.T @ h and W.T @ g.T back.
+    OpenBLAS runs these faster than the batch-major products of ``gemm_floor``."""
+    ws = [w for w, _ in pb["params"]]
+    x = pb["x"]
+    n = len(x)
+    hts = [x.T] + [np.ones((w.shape[0], n), np.float32) for w in ws]  # h.T, C-contiguous
+    outs = [np.empty_like(h) for h in hts[1:]]
+    gws = [np.empty_like(w) for w in ws]
+    gxs = [np.empty((w.shape[1], n), np.float32) for w in ws]
+
+    def step() -> None:
+        for i, w in enumerate(ws):
+            np.matmul(w, hts[i], out=outs[i])
+        for i in range(len(ws) - 1, -1, -1):
+            np.matmul(hts[i + 1], hts[i].T, out=gws[i])
+            if i:
+                np.matmul(ws[i].T, hts[i + 1], out=gxs[i])
+
+    return Runner(step)
+
+
 # -- LeNet-like conv net: the conv helper's benchmark code, plus a compiled variant -------------
 def make_lenet(batch: int, seed: int = 0) -> dict:
     from bench_lenet import make_problem
@@ -452,7 +476,8 @@ WORKLOADS: dict[str, Workload] = {
                  tiny={"sizes": (8, 8, 8, 4), "batch": 6}),
         Workload("medium_mlp", "medium MLP: batch 128, 784-512-512-10, ReLU, cross-entropy, SGD",
                  lambda sizes, batch, seed=0: make_mlp(sizes, batch, "relu", seed),
-                 {**_mlp_builders(), "gemm floor": gemm_floor},
+                 {**_mlp_builders(), "gemm floor": gemm_floor,
+                  "gemm floor, feature-major": gemm_floor_feature_major},
                  full={"sizes": (784, 512, 512, 10), "batch": 128},
                  tiny={"sizes": (20, 16, 16, 5), "batch": 8}),
         Workload("lenet", "LeNet-like conv net: batch 64 of 1x28x28, cross-entropy, SGD",
@@ -470,5 +495,5 @@ WORKLOADS: dict[str, Workload] = {
     )
 }
 
-# frameworks whose step computes no loss (the GEMM floor) or that compute in float64 (micrograd)
-NO_LOSS = {"gemm floor"}
+# frameworks whose step computes no loss (the GEMM floors) or that compute in float64 (micrograd)
+NO_LOSS = {"gemm floor", "gemm floor, feature-major"}

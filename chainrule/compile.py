@@ -608,53 +608,70 @@ class _Tape:
 
     def _emit_ce(self, j: int, node: _Node, fwd: int | None) -> None:
         """Plain mean cross-entropy (forward ``fwd`` is None) or its VJP, as the eager fast path
-        (``ops.nn._plain_mean_fwd`` and the softmax memo) computes it, into fixed buffers, with
-        labels picked by flat index; a batch with a label outside [0, C) or an ignored label
-        takes the eager functions (which ignore it, or raise as eager does)."""
+        (``ops.nn._plain_mean_fwd`` and the softmax memo) computes it - class-major for few
+        classes, as there - into fixed buffers, with labels picked by flat index; a batch with
+        a label outside [0, C) or an ignored label takes the eager functions (which ignore it,
+        or raise as eager does)."""
+        from .ops.nn import _CLASS_MAJOR_MAX
+
         v = self.values[id(node.out)]
         fn = self._const(node.fn, "f")
         if fwd is None:
             x, kw = node.args[0], node.kw
             n, c = x.shape
-            e, s = np.empty_like(x), np.empty(n, x.dtype)
+            cm = c <= _CLASS_MAJOR_MAX  # the exponentials as (C, N), labels at t * N + row
+            e, s = np.empty((c, n) if cm else (n, c), x.dtype), np.empty(n, x.dtype)
             self._ce[j] = (self._const(e, "b"), self._const(e.reshape(-1), "v"),
-                           self._const(s.reshape(n, 1), "v"),
-                           self._const(np.empty(n, np.intp), "b"))
-            ev, flat, _, idx = self._ce[j]
-            sv, m = self._const(s, "b"), self._const(np.empty((n, 1), x.dtype), "b")
-            loss, rows = self._const(s.copy(), "b"), self._const(np.arange(n) * c, "c")
+                           self._const(s if cm else s.reshape(n, 1), "v"),
+                           self._const(np.empty(n, np.intp), "b"),
+                           self._const(e.T, "v") if cm else None)
+            ev, flat, _, idx, _ = self._ce[j]
+            sv = self._const(s, "b")
+            m = self._const(np.empty(n if cm else (n, 1), x.dtype), "b")
+            loss = self._const(s.copy(), "b")
+            rows = self._const(np.arange(n) if cm else np.arange(n) * c, "c")
             xs, t = self._expr(x), self._expr(kw["target"])
             unsigned = self._const(np.dtype(f"u{kw['target'].dtype.itemsize}"), "s")
             self.ns.update(_count_nonzero=np.count_nonzero, _maximum=np.maximum, _exp=np.exp,
-                           _subtract=np.subtract, _add=np.add, _log=np.log, _asarray=np.asarray)
+                           _subtract=np.subtract, _add=np.add, _log=np.log, _asarray=np.asarray,
+                           _copyto=np.copyto, _multiply=np.multiply)
             check = f"_maximum.reduce({t}.view({unsigned})) >= {c}"
             ignore = kw["ignore_index"]
             if isinstance(ignore, (int, np.integer)) and 0 <= ignore < c:
                 check += f" or _count_nonzero({t} == {int(ignore)})"
             v.name = f"d{j}"
+            axis = 0 if cm else 1
+            shifted = ([f"    _copyto({ev}, {xs}.T)",
+                        f"    _maximum.reduce({ev}, 0, None, {m})",
+                        f"    _subtract({ev}, {m}, {ev})",
+                        f"    _multiply({t}, {n}, {idx})",
+                        f"    _add({idx}, {rows}, {idx})"] if cm else
+                       [f"    _maximum.reduce({xs}, 1, None, {m}, True)",
+                        f"    _subtract({xs}, {m}, {ev})",
+                        f"    _add({rows}, {t}, {idx})"])
             self.lines += [
                 f"ce{j}_n = {check}",
                 f"if ce{j}_n:", f"    {v.name} = {self._call(fn, node)}", "else:",
-                f"    _maximum.reduce({xs}, 1, None, {m}, True)",
-                f"    _subtract({xs}, {m}, {ev})",
-                f"    _add({rows}, {t}, {idx})",
+                *shifted,
                 f"    ce{j}_p = {flat}[{idx}]",
                 f"    _exp({ev}, {ev})",
-                f"    _add.reduce({ev}, 1, None, {sv})",
+                f"    _add.reduce({ev}, {axis}, None, {sv})",
                 f"    _log({sv}, {loss})",
                 f"    _subtract({loss}, ce{j}_p, {loss})",
                 f"    {v.name} = _asarray(_add.reduce({loss}) / {n})",
             ]
             return
-        ev, flat, s2, idx = self._ce[fwd]
-        v.array, v.name = self.ns[ev], ev
+        ev, flat, s2, idx, transposed = self._ce[fwd]
+        out = transposed or ev  # the gradient in the eager layout: (N, C), or (C, N).T
+        v.array, v.name = self.ns[out], out
+        n = self.ns[out].shape[0]
         g = self._expr(node.args[0])
         self.ns.update(_copyto=np.copyto, _divide=np.divide, _multiply=np.multiply)
         self.lines += [
-            f"if ce{fwd}_n:", f"    _copyto({ev}, {self._call(fn, node)})", "else:",
+            f"if ce{fwd}_n:", f"    _copyto({out}, {self._call(fn, node)})", "else:",
             f"    _divide({ev}, {s2}, {ev})",
             f"    {flat}[{idx}] -= 1.0",
-            f"    _multiply({ev}, {g} * {1.0 / self.ns[ev].shape[0]!r}, {ev})",
+            f"    _multiply({ev}, {g} * {1.0 / n!r}, {ev})",
         ]
 
     @staticmethod
@@ -750,8 +767,9 @@ class _Tape:
         least 32 rows is first copied, transposed, into a fixed buffer: OpenBLAS multiplies a
         transposed right operand of that size ~1.8x slower than a contiguous one (same
         products, same bits); the transposed view of another fixed weight is taken once. A
-        fused activation (``ops.linalg.linear_act``) follows, in place."""
-        from .ops.linalg import _linear_out
+        feature-major output is computed as eager does, (W @ x.T).T. A fused activation
+        (``ops.linalg.linear_act``) follows, in place."""
+        from .ops.linalg import _is_feature_major, _linear_out
 
         form = getattr(node.op, "out", None) if node.op is not None else None
         act = getattr(form, "activation", None)
@@ -762,13 +780,17 @@ class _Tape:
             return False
         self.ns.update(_copyto=np.copyto, _matmul=np.matmul, _add=np.add)
         ws, fixed = self._expr(w), self.values[id(w)].kind in ("ext", "buf", "view")
-        if (w.shape[0] >= 32 and w.size <= 16384 and w.flags.c_contiguous
+        buf = self.values[id(node.out)].array
+        if _is_feature_major(buf):  # (W @ x.T).T, as eager computes it (ops.linalg)
+            self.lines.append(f"_matmul({ws}, {self._expr(x)}.T, {self._const(buf.T, 'v')})")
+        elif (w.shape[0] >= 32 and w.size <= 16384 and w.flags.c_contiguous
                 and w.dtype == x.dtype):
             wt = self._const(np.empty_like(w.T, order="C"), "b")
             self.lines.append(f"_copyto({wt}, {ws}.T)")
+            self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         else:
             wt = self._const(self.values[id(w)].array.T, "v") if fixed else f"{ws}.T"
-        self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
+            self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         if len(node.args) == 3 and node.args[2] is not None:
             self.lines.append(f"_add({out}, {self._expr(node.args[2])}, {out})")
         if act is not None:
