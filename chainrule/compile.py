@@ -621,11 +621,15 @@ class _Tape:
             n, c = x.shape
             cm = c <= _CLASS_MAJOR_MAX  # the exponentials as (C, N), labels at t * N + row
             e, s = np.empty((c, n) if cm else (n, c), x.dtype), np.empty(n, x.dtype)
-            self._ce[j] = (self._const(e, "b"), self._const(e.reshape(-1), "v"),
-                           self._const(s if cm else s.reshape(n, 1), "v"),
-                           self._const(np.empty(n, np.intp), "b"),
-                           self._const(e.T, "v") if cm else None)
-            ev, flat, _, idx, _ = self._ce[j]
+            ev, flat, idx = (self._const(e, "b"), self._const(e.reshape(-1), "v"),
+                             self._const(np.empty(n, np.intp), "b"))
+            if cm:  # the gradient goes back (N, C) C-contiguous, as eager's: its own buffer
+                p = np.empty((n, c), x.dtype)
+                grad = (self._const(p, "b"), self._const(p.T, "v"),
+                        self._const(p.reshape(-1), "v"), self._const(np.empty(n, np.intp), "b"))
+            else:
+                grad = (ev, ev, flat, idx)
+            self._ce[j] = (ev, self._const(s if cm else s.reshape(n, 1), "v"), grad)
             sv = self._const(s, "b")
             m = self._const(np.empty(n if cm else (n, 1), x.dtype), "b")
             loss = self._const(s.copy(), "b")
@@ -645,7 +649,9 @@ class _Tape:
                         f"    _maximum.reduce({ev}, 0, None, {m})",
                         f"    _subtract({ev}, {m}, {ev})",
                         f"    _multiply({t}, {n}, {idx})",
-                        f"    _add({idx}, {rows}, {idx})"] if cm else
+                        f"    _add({idx}, {rows}, {idx})",
+                        f"    _add({self._const(np.arange(n) * c, 'c')}, {t}, {grad[3]})"]
+                       if cm else
                        [f"    _maximum.reduce({xs}, 1, None, {m}, True)",
                         f"    _subtract({xs}, {m}, {ev})",
                         f"    _add({rows}, {t}, {idx})"])
@@ -661,17 +667,16 @@ class _Tape:
                 f"    {v.name} = _asarray(_add.reduce({loss}) / {n})",
             ]
             return
-        ev, flat, s2, idx, transposed = self._ce[fwd]
-        out = transposed or ev  # the gradient in the eager layout: (N, C), or (C, N).T
+        ev, s2, (out, out_as_e, flat, idx) = self._ce[fwd]
         v.array, v.name = self.ns[out], out
         n = self.ns[out].shape[0]
         g = self._expr(node.args[0])
         self.ns.update(_copyto=np.copyto, _divide=np.divide, _multiply=np.multiply)
         self.lines += [
             f"if ce{fwd}_n:", f"    _copyto({out}, {self._call(fn, node)})", "else:",
-            f"    _divide({ev}, {s2}, {ev})",
+            f"    _divide({ev}, {s2}, {out_as_e})",
             f"    {flat}[{idx}] -= 1.0",
-            f"    _multiply({ev}, {g} * {1.0 / n!r}, {ev})",
+            f"    _multiply({out}, {g} * {1.0 / n!r}, {out})",
         ]
 
     @staticmethod

@@ -424,3 +424,14 @@ def test_sums_over_all_and_kept_axes_match_eager():
 
     c = _assert_same_training(make, _batches())
     assert "_add.reduce(" in c.source
+
+
+@pytest.mark.parametrize("batch", [4, 300])  # feature-major activations up to 256 rows, then not
+@pytest.mark.parametrize("act", [nn.Tanh, nn.ReLU])
+def test_mlp_step_matches_eager_bitwise_in_both_layouts(batch, act):
+    def make():
+        m = _mlp(act)
+        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+
+    c = _assert_same_training(make, _batches(3, batch), rtol=0, atol=0)
+    assert c.traces == 1

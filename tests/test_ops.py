@@ -271,6 +271,29 @@ def test_linear_act_is_bitwise_linear_then_activation(act, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("n", [3, 256, 257])  # up to 256 rows: stored feature-major
+@pytest.mark.parametrize("act", [None, "relu"])
+@pytest.mark.parametrize("order", ["C", "F"])  # a batch as given, or a feature-major activation
+def test_linear_in_either_layout_matches_numpy(n, act, order):
+    from chainrule.ops.linalg import FEATURE_MAJOR_MAX_ROWS
+
+    rng = np.random.default_rng(n)
+    xa, wa, ba, ga = (rng.standard_normal(s) for s in [(n, 7), (5, 7), (5,), (n, 5)])
+    x, w, b = (cr.tensor(a, dtype=cr.float64, requires_grad=True) for a in (xa, wa, ba))
+    x.data = np.asarray(x.data, order=order)
+    y = cr.linear(x, w, b) if act is None else cr.linear_act(x, w, b, act)
+    assert y.data.flags.f_contiguous == (n <= FEATURE_MAJOR_MAX_ROWS)
+    z = xa @ wa.T + ba
+    gz = ga if act is None else ga * (z > 0)
+    np.testing.assert_allclose(y.data, z if act is None else np.maximum(z, 0), rtol=1e-12)
+    (y * cr.tensor(ga, dtype=cr.float64)).sum().backward()
+    np.testing.assert_allclose(x.grad.data, gz @ wa, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.data, gz.T @ xa, rtol=1e-12)
+    np.testing.assert_allclose(b.grad.data, gz.sum(0), rtol=1e-12, atol=1e-12)
+    assert x.grad.data.flags.f_contiguous == (order == "F")  # in the input's layout
+    assert w.grad.data.flags.c_contiguous  # parameters' gradients stay C-ordered (optimisers)
+
+
 def test_linear_act_names_its_node_and_rejects_unknown_activations():
     x, w = rnd((2, 3), 1), rnd((4, 3), 2)
     assert cr.linear_act(x, w, None, "relu").grad_fn == "LinearReluBackward"

@@ -115,13 +115,18 @@ class _SoftmaxMemo:
         self.entry = (ans, x, e, s, layout)
 
     def take(self, ans: Any, x: Any) -> tuple[np.ndarray, str | None] | None:
-        """(softmax(x) in the memo's layout, layout) if the forward that returned ``ans`` from
-        ``x`` left it."""
+        """(softmax(x), layout) if the forward that returned ``ans`` from ``x`` left it; the
+        softmax is (N, C, ...) and C-contiguous whatever the memo's layout (a class-major
+        memo is transposed by the division itself)."""
         entry, self.entry = self.entry, None
         if entry is None or entry[0] is not ans or entry[1] is not x:
             return None
         e, s, layout = entry[2], entry[3], entry[4]
-        e /= s if layout == "CN" else s.reshape(s.shape[:1] + (1,) + s.shape[1:])
+        if layout == "CN":
+            p = np.empty(e.shape[::-1], e.dtype)
+            np.divide(e, s, out=p.T)
+            return p, layout
+        e /= s.reshape(s.shape[:1] + (1,) + s.shape[1:])
         return e, layout
 
 
@@ -199,12 +204,9 @@ def _cross_entropy_vjp(
     hit = _softmax_memo.take(ans, x) if isinstance(x, np.ndarray) else None
     if hit is not None and hit[1] is not None:  # the plain mean: (softmax - onehot) / N
         p, n = hit[0], len(target)
-        if hit[1] == "CN":
-            p[target, _rows[n]] -= 1.0
-        else:
-            p[_rows[n], target] -= 1.0
+        p[_rows[n], target] -= 1.0
         p *= g * (1.0 / n)
-        return p.T if hit[1] == "CN" else p
+        return p
     shape, dtype = x.shape, x.dtype
     n_classes, keep = shape[1], 1.0 - label_smoothing
     labels, w_t, mask, denom = _labels(target, weight, ignore_index, dtype)
@@ -229,7 +231,7 @@ def _cross_entropy_vjp(
     if dense is not None:
         p -= dense
     p *= scale
-    return p
+    return np.ascontiguousarray(p)  # C-ordered like the fast path's, even for feature-major x
 
 
 def _nll_fwd(
