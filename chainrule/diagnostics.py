@@ -585,6 +585,7 @@ def _mean_std(a: np.ndarray) -> tuple[float, float]:
     n = a.size
     if n == 0:
         return math.nan, math.nan
+    a = a.ravel(order="K")  # a view for C- and F-ordered arrays alike (vdot would copy F)
     mean = float(a.sum()) / n  # pairwise summation: accurate in float32 too
     var = float(np.vdot(a, a)) / n - mean * mean
     if not var > 1e-4 * mean * mean:  # cancellation (or NaN/Inf): subtract the mean first
