@@ -1,7 +1,8 @@
 """Which memory layout makes this machine's BLAS fastest for a Linear layer's product.
 
 chainrule stores the activations of batches of up to ``FEATURE_MAJOR_MAX_ROWS`` rows
-feature-major (chainrule.ops.linalg): the forward product is ``(W @ x.T).T`` instead of
+feature-major (chainrule.ops.linalg; a batch-major input only into ``FEATURE_MAJOR_MIN_OUT`` or
+more outputs): the forward product is ``(W @ x.T).T`` instead of
 ``x @ W.T``. This script times the forward product y = x @ W.T both ways (x as given, C-ordered,
 and x feature-major as a previous layer leaves it) over a range of shapes, so the rule can be
 checked on another CPU or BLAS. Same products, same results; only the time differs.
@@ -28,7 +29,7 @@ import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from chainrule.ops.linalg import FEATURE_MAJOR_MAX_ROWS  # noqa: E402
+from chainrule.ops.linalg import FEATURE_MAJOR_MAX_ROWS, FEATURE_MAJOR_MIN_OUT  # noqa: E402
 
 SHAPES = [  # (batch rows N, in features K, out features M)
     (32, 64, 64), (32, 64, 10), (64, 256, 256), (128, 784, 512), (128, 512, 512), (128, 512, 10),
@@ -42,23 +43,31 @@ def best_us(f, flops: float) -> float:
     return min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6
 
 
+def both_layouts(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Microseconds for x @ w.T into a batch-major result, and as (w @ x.T).T (feature-major)."""
+    out, out_t = np.empty((x.shape[0], w.shape[0]), x.dtype), np.empty((w.shape[0], x.shape[0]),
+                                                                         x.dtype)
+    flops = 2.0 * x.size * w.shape[0]
+    return (best_us(lambda: np.matmul(x, w.T, out=out), flops),
+            best_us(lambda: np.matmul(w, x.T, out=out_t), flops))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
     ap.parse_args()
     rng = np.random.default_rng(0)
-    print(f"chainrule goes feature-major for N <= {FEATURE_MAJOR_MAX_ROWS}. Time per product, "
-          "and batch-major / feature-major (above 1: feature-major is faster):")
+    print(f"chainrule goes feature-major for N <= {FEATURE_MAJOR_MAX_ROWS} rows, from a C input "
+          f"only into M >= {FEATURE_MAJOR_MIN_OUT} outputs. Time per product, and "
+          "batch-major / feature-major (above 1: feature-major is faster):")
     print(f"{'N':>5} {'K':>5} {'M':>5} | {'x C: x@W.T':>11} {'(W@x.T).T':>10} {'ratio':>6} | "
           f"{'x F: x@W.T':>11} {'(W@x.T).T':>10} {'ratio':>6}")
     for n, k, m in SHAPES:
         x = rng.standard_normal((n, k)).astype(np.float32)
         w = rng.standard_normal((m, k)).astype(np.float32)
-        out, out_t = np.empty((n, m), np.float32), np.empty((m, n), np.float32)
         row = []
         for xs in (x, np.asfortranarray(x)):
-            bm = best_us(lambda xs=xs: np.matmul(xs, w.T, out=out), 2.0 * n * k * m)
-            fm = best_us(lambda xs=xs: np.matmul(w, xs.T, out=out_t), 2.0 * n * k * m)
+            bm, fm = both_layouts(xs, w)
             row += [f"{bm:9.1f}us", f"{fm:8.1f}us", f"{bm / fm:6.2f}"]
         print(f"{n:5d} {k:5d} {m:5d} | {row[0]:>11} {row[1]:>10} {row[2]:>6} | "
               f"{row[3]:>11} {row[4]:>10} {row[5]:>6}")

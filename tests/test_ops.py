@@ -274,15 +274,17 @@ def test_linear_act_is_bitwise_linear_then_activation(act, dtype):
 @pytest.mark.parametrize("n", [3, 256, 257])  # up to 256 rows: stored feature-major
 @pytest.mark.parametrize("act", [None, "relu"])
 @pytest.mark.parametrize("order", ["C", "F"])  # a batch as given, or a feature-major activation
-def test_linear_in_either_layout_matches_numpy(n, act, order):
-    from chainrule.ops.linalg import FEATURE_MAJOR_MAX_ROWS
+@pytest.mark.parametrize("out", [5, 40])  # a C input goes feature-major only into 32+ outputs
+def test_linear_in_either_layout_matches_numpy(n, act, order, out):
+    from chainrule.ops.linalg import FEATURE_MAJOR_MAX_ROWS, FEATURE_MAJOR_MIN_OUT
 
     rng = np.random.default_rng(n)
-    xa, wa, ba, ga = (rng.standard_normal(s) for s in [(n, 7), (5, 7), (5,), (n, 5)])
+    xa, wa, ba, ga = (rng.standard_normal(s) for s in [(n, 7), (out, 7), (out,), (n, out)])
     x, w, b = (cr.tensor(a, dtype=cr.float64, requires_grad=True) for a in (xa, wa, ba))
     x.data = np.asarray(x.data, order=order)
     y = cr.linear(x, w, b) if act is None else cr.linear_act(x, w, b, act)
-    assert y.data.flags.f_contiguous == (n <= FEATURE_MAJOR_MAX_ROWS)
+    feature_major = n <= FEATURE_MAJOR_MAX_ROWS and (order == "F" or out >= FEATURE_MAJOR_MIN_OUT)
+    assert y.data.flags.f_contiguous == feature_major
     z = xa @ wa.T + ba
     gz = ga if act is None else ga * (z > 0)
     np.testing.assert_allclose(y.data, z if act is None else np.maximum(z, 0), rtol=1e-12)

@@ -40,11 +40,13 @@ def _matmul_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 # Feature-major activations. For a batch of up to this many rows, linear computes
 # (W @ x.T).T: the same products, returned as the transposed view of a (out, N) array. OpenBLAS
-# runs W @ x.T, with W as the left operand, 10-50% faster than x @ W.T on such batches (1.14x at
-# 128 x 784 -> 512; measured in benchmarks/bench_layout.py); on larger batches it is no faster.
+# runs W @ x.T, with W as the left operand, 10-30% faster than x @ W.T on such batches (1.12x at
+# 128 x 784 -> 512; benchmarks/bench_layout.py); on larger batches it is not faster, nor for a
+# batch-major input into fewer than FEATURE_MAJOR_MIN_OUT outputs (0.6x at 128 x 512 -> 10).
 # The layout then carries through: elementwise ops keep it, and each gradient is returned in
 # its input's layout, so no op mixes layouts.
 FEATURE_MAJOR_MAX_ROWS = 256
+FEATURE_MAJOR_MIN_OUT = 32
 
 
 def _is_feature_major(a: Any) -> bool:
@@ -53,8 +55,14 @@ def _is_feature_major(a: Any) -> bool:
     return d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
 
 
+def _feature_major_product(x: np.ndarray, w: np.ndarray) -> bool:
+    """Whether linear computes x @ w.T as (w @ x.T).T (see FEATURE_MAJOR_MAX_ROWS)."""
+    return x.ndim == 2 and x.shape[0] <= FEATURE_MAJOR_MAX_ROWS and (
+        w.shape[0] >= FEATURE_MAJOR_MIN_OUT or _is_feature_major(x))
+
+
 def _linear_fwd(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    out = (w @ x.T).T if x.ndim == 2 and x.shape[0] <= FEATURE_MAJOR_MAX_ROWS else x @ w.T
+    out = (w @ x.T).T if _feature_major_product(x, w) else x @ w.T
     if b is not None:
         out += b
     return out
