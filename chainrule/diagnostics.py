@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ._mode import state as _grad_state
+from .nn.activations import ReLU
 from .nn.module import Module, Sequential
 from .tensor import Tensor
 
@@ -94,6 +95,8 @@ class _Layer:
         self.weights = [p for p in module._parameters.values() if p is not None and p.ndim >= 2]
         # Without an activation module, stats come from the layer output passed through `fn`.
         self.fn = None if act_module is not None else _FUNCTIONS.get(kind, _FUNCTIONS["linear"])
+        # chainrule's ReLU and the "relu" function output no negative values
+        self.nonnegative = kind == "relu" and (act_module is None or type(act_module) is ReLU)
 
 
 class GradientMonitor:
@@ -156,16 +159,24 @@ class GradientMonitor:
                 "to monitor"
             )
         self._ordered = False
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}  # activation stats of this step
+        self._backprop: dict[str, Tensor] = {}  # gradients reaching layer outputs this step
         self._snapshot: tuple[dict[str, Any], list[list[np.ndarray]]] | None = None
-        self._handles: list[Any] = []
         self._fired: list[_Layer] = []
         self._closed = False
-        self._hooks = [(layer.module, functools.partial(self._on_layer_output, layer))
-                       for layer in self._layers]
-        self._hooks += [(layer.act_module, functools.partial(self._on_activation, layer))
-                        for layer in self._layers if layer.act_module is not None]
-        self._set_recording(True)
+        # A layer's tensor hook stores the gradient reaching its output in _backprop (a C call,
+        # no Python frame). Holding it until step() also saves time: the engine tells arrays
+        # apart by id, and a freed array's id reused by a parameter gradient makes it copy that
+        # gradient (4 needless copies per backward of a 3-layer MLP).
+        hooks = [(layer.module, functools.partial(
+                      self._on_layer_output, layer,
+                      functools.partial(self._backprop.__setitem__, layer.name)))
+                 for layer in self._layers]
+        hooks += [(layer.act_module, functools.partial(self._on_activation, layer))
+                  for layer in self._layers if layer.act_module is not None]
+        # registered once; each recording step re-inserts them under their keys (no new handles)
+        self._hooks = [(module.register_forward_hook(hook), hook) for module, hook in hooks]
+        self._attached = True
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -188,7 +199,7 @@ class GradientMonitor:
     @property
     def recording(self) -> bool:
         """True when the current step will be recorded (hooks are attached)."""
-        return bool(self._handles)
+        return self._attached
 
     def step(self) -> dict[str, Any] | None:
         """Mark the end of one training step; call it after ``loss.backward()`` (before or after
@@ -203,7 +214,8 @@ class GradientMonitor:
             record = self._record()
             self.history.append(record)
         self.steps += 1
-        self._set_recording(self.steps % self.every == 0)
+        if record is not None or self.steps % self.every == 0:  # else the hooks stay off
+            self._set_recording(self.steps % self.every == 0)
         return record
 
     def close(self) -> None:
@@ -218,6 +230,7 @@ class GradientMonitor:
             self._snapshot = None
         self._closed = True
         self._set_recording(False)
+        self._backprop.clear()
 
     def __enter__(self) -> GradientMonitor:
         return self
@@ -319,24 +332,28 @@ class GradientMonitor:
     # -- recording ----------------------------------------------------------------------------
     def _set_recording(self, on: bool) -> None:
         """Attach the forward hooks for the coming step (on) or remove them (off)."""
-        if on and not self._handles and not self._closed:
+        if on and not self._attached and not self._closed:
             self._pending = {}
+            self._backprop.clear()
             self._fired = []
-            self._handles = [module.register_forward_hook(hook) for module, hook in self._hooks]
-        elif not on:
-            for handle in self._handles:
+            for handle, hook in self._hooks:
+                handle.registry[handle.key] = hook
+            self._attached = True
+        elif not on and self._attached:
+            for handle, _ in self._hooks:
                 handle.remove()
-            self._handles = []
+            self._attached = False
 
-    def _on_layer_output(self, layer: _Layer, module: Module, inputs: tuple, out: Any) -> None:
-        """Forward hook on a layer: note the forward order, hook the back-propagated gradient,
-        and summarise the activation if no activation module follows."""
+    def _on_layer_output(self, layer: _Layer, keep_grad: Callable[[Tensor], None],
+                         module: Module, inputs: tuple, out: Any) -> None:
+        """Forward hook on a layer: note the forward order, hook the back-propagated gradient
+        (``keep_grad``), and summarise the activation if no activation module follows."""
         if not (_grad_state.grad_enabled and isinstance(out, Tensor)):
             return  # evaluation passes (no_grad) are not training steps
         if not self._ordered and layer not in self._fired:
             self._fired.append(layer)
         if out.requires_grad:
-            out.register_hook(functools.partial(self._on_backprop, layer.name))
+            out.register_hook(keep_grad)
         if layer.fn is not None:
             self._summarise(layer, layer.fn(out.data))
 
@@ -347,13 +364,9 @@ class GradientMonitor:
 
     def _summarise(self, layer: _Layer, a: np.ndarray) -> None:
         """Statistics of a layer's activated output; keep it for histograms."""
-        stats = self._pending.setdefault(layer.name, {})
-        stats.update(activation_stats(a, layer.kind, self.saturation_threshold))
+        self._pending[layer.name] = activation_stats(a, layer.kind, self.saturation_threshold,
+                                                     nonnegative=layer.nonnegative)
         self._latest[layer.name] = a
-
-    def _on_backprop(self, name: str, grad: Tensor) -> None:
-        """Tensor hook on a layer output: the spread of the gradient flowing back into it."""
-        self._pending.setdefault(name, {})["backprop_std"] = _mean_std(grad.data)[1]
 
     def _record(self) -> dict[str, Any]:
         """Gather one record from the gradients, the weights and what the hooks collected."""
@@ -362,6 +375,7 @@ class GradientMonitor:
             self._layers = self._fired + [la for la in self._layers if id(la) not in seen]
             self._ordered = len(self._fired) == len(self._layers)
         layers: dict[str, dict[str, Any]] = {}
+        pending, backprop = self._pending, self._backprop
         for layer in self._layers:
             grads = [p.grad.data for p in layer.weights if p.grad is not None]
             stats: dict[str, Any] = {
@@ -371,9 +385,13 @@ class GradientMonitor:
                 "act_mean": None, "act_std": None, "saturated": None, "dead": None,
                 "backprop_std": None,
             }
-            stats.update(self._pending.get(layer.name, {}))
+            if layer.name in pending:
+                stats.update(pending[layer.name])
+            if layer.name in backprop:
+                stats["backprop_std"] = _mean_std(backprop[layer.name].data)[1]
             layers[layer.name] = stats
         self._pending = {}
+        backprop.clear()
         record = {"step": self.steps, "layers": layers}
         self._snapshot = (record, [[p.data.copy() for p in la.weights] for la in self._layers])
         return record
@@ -484,11 +502,17 @@ class GradientMonitor:
         return out
 
 
-def activation_stats(a: np.ndarray, kind: str, threshold: float = 0.97) -> dict[str, Any]:
+def activation_stats(
+    a: np.ndarray, kind: str, threshold: float = 0.97, *, nonnegative: bool = False
+) -> dict[str, Any]:
     """Mean, std, fraction saturated (saturating kinds) and fraction of dead units (ReLU) of a
-    batch of activations ``a`` (batch first; units along axis 1)."""
+    batch of activations ``a`` (batch first; units along axis 1). ``nonnegative=True`` promises
+    no value below zero (ReLU outputs), which makes counting dead units cheaper."""
     a = np.asarray(a)
-    mean, std = _mean_std(a)
+    sums = None  # per-unit sums, when they tell the dead units apart
+    if kind == "relu" and nonnegative and a.ndim >= 2 and a.size and a.dtype in _BLAS_FLOATS:
+        sums = _unit_sums(a)
+    mean, std = _mean_std(a, None if sums is None else float(np.add.reduce(sums)))
     saturated = dead = None
     if kind == "sigmoid":
         saturated = float(np.count_nonzero(a < 1 - threshold) + np.count_nonzero(a > threshold))
@@ -496,8 +520,11 @@ def activation_stats(a: np.ndarray, kind: str, threshold: float = 0.97) -> dict[
     elif kind in _SATURATING:
         saturated = float(np.count_nonzero(np.abs(a) > threshold)) / a.size
     elif kind == "relu":
-        positive = a > 0
-        alive = positive.any(axis=(0, *range(2, a.ndim))) if a.ndim >= 2 else positive
+        if sums is not None and not math.isnan(mean):  # no NaN: alive where the sum is not 0
+            alive = sums
+        else:
+            positive = a > 0
+            alive = positive.any(axis=(0, *range(2, a.ndim))) if a.ndim >= 2 else positive
         dead = 1.0 - float(np.count_nonzero(alive)) / alive.size
     return {"act_mean": mean, "act_std": std, "saturated": saturated, "dead": dead}
 
@@ -567,31 +594,55 @@ def _match_activations(children: list[Module], following: dict[int, Module]) -> 
 
 
 def _norm(arrays: Iterable[np.ndarray]) -> float:
-    """Euclidean norm of several arrays taken together (BLAS dot; redone in float64 if float32
+    """Euclidean norm of several arrays taken together (BLAS dots; redone in float64 if float32
     overflowed on finite values)."""
     total = 0.0
     for a in arrays:
-        sq = float(np.vdot(a, a))
+        a = a.ravel(order="K")  # a view for C- and F-ordered arrays alike
+        sq = float(a @ a)
         if math.isinf(sq) and np.isfinite(a).all():
             a64 = a.astype(np.float64)
-            sq = float(np.vdot(a64, a64))
+            sq = float(a64 @ a64)
         total += sq
     return math.sqrt(total)
 
 
-def _mean_std(a: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of all values of ``a``, cheaply: one pass for the sum and
-    one BLAS dot for the sum of squares; two-pass when the spread is too small for that."""
+_BLAS_FLOATS = (np.float32, np.float64)
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}  # (n, dtype) -> ones(n), for _unit_sums
+
+
+def _unit_sums(a: np.ndarray) -> np.ndarray:
+    """Per unit (axis 1) of a non-empty float array with two or more dimensions, the sum of its
+    values over the batch and positions; for values >= 0 without NaN it is zero exactly when
+    none is positive. The sums over the batch are one BLAS product with a vector of ones (like
+    the bias gradient in a training step), several times cheaper there than a comparison and a
+    NumPy reduction."""
+    key = (a.shape[0], a.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = np.ones(*key)
+    sums = ones @ a.reshape(a.shape[0], -1)  # a view for C- and F-ordered 2-D arrays
+    if a.ndim > 2:
+        sums = np.add.reduce(sums.reshape(a.shape[1], -1), axis=1)
+    return sums
+
+
+def _mean_std(a: np.ndarray, total: float | None = None) -> tuple[float, float]:
+    """Mean and standard deviation of all values of ``a`` (given their sum ``total`` if known),
+    cheaply: one pass for the sum and one BLAS dot for the sum of squares; two passes when the
+    spread is too small for that."""
     n = a.size
     if n == 0:
         return math.nan, math.nan
-    a = a.ravel(order="K")  # a view for C- and F-ordered arrays alike (vdot would copy F)
-    mean = float(a.sum()) / n  # pairwise summation: accurate in float32 too
-    var = float(np.vdot(a, a)) / n - mean * mean
+    a = a.ravel(order="K")  # a view for C- and F-ordered arrays alike
+    if total is None:
+        total = float(np.add.reduce(a))  # pairwise summation: accurate in float32 too
+    mean = total / n
+    var = float(a @ a) / n - mean * mean
     if not var > 1e-4 * mean * mean:  # cancellation (or NaN/Inf): subtract the mean first
         with np.errstate(invalid="ignore", over="ignore"):
             d = a - a.dtype.type(mean) if a.dtype.kind == "f" else a - mean
-            var = float(np.vdot(d, d)) / n
+            var = float(d @ d) / n
     return mean, math.sqrt(max(var, 0.0))
 
 

@@ -246,6 +246,55 @@ def test_activation_statistics_thresholds():
     assert (lin["act_mean"], lin["act_std"], lin["dead"]) == (2.0, 1.0, None)
 
 
+def test_relu_statistics_from_unit_sums_match_the_direct_ones():
+    # nonnegative=True: dead units from per-unit sums, the mean from their total (one BLAS
+    # product) -- the same numbers as the comparison, reduction and pairwise sum
+    rng = np.random.default_rng(0)
+    cases = [((64, 128), "C", np.float32), ((64, 128), "F", np.float32),
+             ((5, 7), "F", np.float64), ((4, 6, 3, 3), "C", np.float32)]
+    for shape, order, dtype in cases:
+        a = np.asarray(np.maximum(rng.normal(size=shape), 0), dtype=dtype, order=order)
+        a[:, ::3] = 0  # dead units
+        a[:, 1] = 0
+        a[2, 1] = 1e-40  # ... but for one tiny value: alive
+        axes = (0, *range(2, a.ndim))
+        expected_dead = 1.0 - np.mean((a > 0).any(axis=axes))
+        fast, direct = activation_stats(a, "relu", nonnegative=True), activation_stats(a, "relu")
+        assert fast["dead"] == direct["dead"] == pytest.approx(expected_dead)
+        assert fast["act_mean"] == pytest.approx(np.mean(a, dtype=np.float64), rel=1e-6)
+        assert fast["act_std"] == pytest.approx(np.std(a, dtype=np.float64), rel=1e-6)
+        assert fast["act_mean"] == pytest.approx(direct["act_mean"], rel=1e-6)
+        a[0, 0] = np.nan  # NaN: sums cannot tell, the direct count is used
+        assert activation_stats(a, "relu", nonnegative=True)["dead"] == expected_dead
+
+
+def test_records_activation_and_backprop_statistics_exactly():
+    model = deep(nn.ReLU, depth=2, width=16, n_in=8, n_out=3)
+    seen = {}
+
+    def capture(name):
+        def hook(module, inputs, out):
+            seen[name] = out.data.copy()
+            if name in ("0", "2", "4"):  # the layers: keep the gradient reaching their output
+                out.register_hook(lambda g: seen.__setitem__(name + " grad", g.data.copy()))
+        return hook
+
+    for i, module in enumerate(model):
+        module.register_forward_hook(capture(str(i)))
+    monitor = GradientMonitor(model, every=1)
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    nn.CrossEntropyLoss()(model(cr.tensor(x)), cr.tensor(np.arange(32) % 3)).backward()
+    record = monitor.step()["layers"]
+    for layer, act in (("0", "1"), ("2", "3"), ("4", "4")):
+        a, g, stats = seen[act], seen[layer + " grad"], record[layer]
+        std = np.std(a, dtype=np.float64)
+        assert stats["act_mean"] == pytest.approx(np.mean(a, dtype=np.float64), abs=1e-6 * std)
+        assert stats["act_std"] == pytest.approx(std, rel=1e-5)
+        assert stats["backprop_std"] == pytest.approx(np.std(g, dtype=np.float64), rel=1e-5)
+        if layer != "4":
+            assert stats["dead"] == pytest.approx(1.0 - np.mean((a > 0).any(axis=0)))
+
+
 def test_monitors_conv_layers():
     from chainrule.nn.conv import Conv2d
 
