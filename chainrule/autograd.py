@@ -101,7 +101,9 @@ def run_backward(
         _arrive(r, g, grads, heap, leaves)
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
-    given: set[int] = set()  # arrays already handed to a leaf's .grad (never share one)
+    # arrays already handed to a leaf's .grad or to a hook, by id (never share one); the
+    # arrays are held so that no id is reused by a new array during this backward
+    given: dict[int, Any] = {}
     prev_mode = state.grad_enabled
     state.grad_enabled = create_graph
     pop, push, anomaly = heapq.heappop, heapq.heappush, state.anomaly
@@ -195,7 +197,7 @@ def _arrive(t: Tensor, g: Any, grads: dict, heap: list, leaves: list) -> None:
         heapq.heappush(heap, (-t._seq, t))
 
 
-def _visit(t: Tensor, g: Any, create_graph: bool, tracer: Any, given: set[int],
+def _visit(t: Tensor, g: Any, create_graph: bool, tracer: Any, given: dict[int, Any],
            wanted: dict[int, int] | None, results: list) -> Any:
     """Run ``t``'s hooks on its total gradient and keep it if ``t`` is one of ``inputs``."""
     if t._hooks:
@@ -205,13 +207,13 @@ def _visit(t: Tensor, g: Any, create_graph: bool, tracer: Any, given: set[int],
             g = np.array(g)  # a leaf's .grad owns this array: hooks get their own
         g = _run_hooks(t, g, create_graph)
         if not create_graph:
-            given.add(id(g))  # a hook may keep it: a leaf's .grad must take a copy
+            given[id(g)] = g  # a hook may keep it: a leaf's .grad must take a copy
     if wanted is not None and id(t) in wanted:
         results[wanted[id(t)]] = g if isinstance(g, Tensor) else Tensor._make(g)
     return g
 
 
-def _traced_leaf_grad(t: Tensor, g: Tensor, tracer: Any, given: set[int]) -> np.ndarray:
+def _traced_leaf_grad(t: Tensor, g: Tensor, tracer: Any, given: dict[int, Any]) -> np.ndarray:
     """Under compile's tracer: the array that will become (or be added to) ``t.grad``, copied
     by a recorded op where the eager path would copy, so the tape knows it by identity."""
     arr = g.data
@@ -221,7 +223,7 @@ def _traced_leaf_grad(t: Tensor, g: Tensor, tracer: Any, given: set[int]) -> np.
     return arr
 
 
-def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> None:
+def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: dict[int, Any]) -> None:
     if create_graph:
         # clone: a writable array of its own, never a view shared with another leaf's .grad
         t.grad = clone(g) if t.grad is None else t.grad + g
@@ -231,7 +233,7 @@ def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: set[int]) -> 
     if t.grad is None:
         if id(g) in given or not (g.flags.owndata and g.flags.writeable):
             g = np.array(g)
-        given.add(id(g))
+        given[id(g)] = g
         t.grad = Tensor._make(g)
         return
     acc = t.grad.data
