@@ -10,13 +10,14 @@ is imported: BLAS (OpenBLAS/MKL env vars and threadpoolctl), torch (set_num_thre
 (flags) and the process itself (CPU affinity), so no framework gets a second core through helper
 threads (JAX's asynchronous dispatch would otherwise overlap Python with compute).
 
-Peak memory (of training): each framework runs again in a fresh subprocess, which builds and
-runs a throwaway copy first (so one-time allocations - BLAS buffers - are already made), builds
-the model, resets the kernel's peak-RSS counter and trains 21 steps (fewer if a step takes
-seconds); reported is that peak RSS minus the resident size before the first step: gradients,
-optimiser state, activations and temporaries (and, for jax.jit and chainrule.compile, compiling
-the step). glibc is told to map every block of 64 KiB or more on its own and to return freed
-memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
+Peak memory (of training): each framework runs again in three fresh subprocesses (the median
+is reported); each builds and runs a throwaway copy first (so one-time allocations - BLAS
+buffers - are already made), builds the model, resets the kernel's peak-RSS counter and trains
+21 steps (fewer if a step takes seconds); reported is that peak RSS minus the resident size
+before the first step: gradients, optimiser state, activations and temporaries (and, for jax.jit
+and chainrule.compile, compiling the step). glibc is told to map every block of 64 KiB or more
+on its own and to return freed memory at once, so RSS tracks live memory the same way for NumPy,
+PyTorch and XLA.
 
 Usage: python benchmarks/run.py [--threads N] [--workloads small_mlp,...] [--rounds R]
        [--no-memory]. Writes benchmarks/results/latest.json and latest.md.
@@ -73,6 +74,7 @@ from chainrule.io import write_text_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEMORY_STEPS = 20
+MEMORY_RUNS = 3  # fresh processes per framework; the median is reported
 
 # (title, workload, numerator, denominator, measure, limit, strict): ratio < limit if strict
 TARGETS = [
@@ -235,19 +237,27 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
     return {"peak_mb": round((_status_kb("VmHWM") - base) / 1024, 2)}
 
 
-def measure_memory(workload: str, framework: str, threads: int) -> dict[str, Any]:
-    """Peak memory of one framework on one workload, from a fresh subprocess."""
+def measure_memory(workload: str, framework: str, threads: int, runs: int = MEMORY_RUNS
+                   ) -> dict[str, Any]:
+    """Peak memory of one framework on one workload: the median of ``runs`` fresh subprocesses
+    (one process's peak RSS varies by about 0.1 MB from run to run)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(threads),
            "--probe-memory", workload, framework]
     # glibc: blocks of 64 KiB and more are mapped and unmapped one by one (no dynamic threshold,
     # no cached free memory), so RSS follows live memory whichever allocator sits on malloc
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True,
-                             env=env)
-        return json.loads(res.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError) as e:
-        return {"error": f"memory probe failed: {e}"}
+    peaks = []
+    for _ in range(runs):
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True,
+                                 env=env)
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError) as e:
+            return {"error": f"memory probe failed: {e}"}
+        if "peak_mb" not in out:
+            return out
+        peaks.append(out["peak_mb"])
+    return {"peak_mb": statistics.median(peaks), "peak_mb_runs": peaks}
 
 
 # -- report --------------------------------------------------------------------------------------
