@@ -14,10 +14,10 @@ Peak memory (of training): each framework runs again in three fresh subprocesses
 is reported); each builds and runs a throwaway copy first (so one-time allocations - BLAS
 buffers - are already made), builds the model, resets the kernel's peak-RSS counter and trains
 21 steps (fewer if a step takes seconds); reported is that peak RSS minus the resident size
-before the first step: gradients, optimiser state, activations and temporaries (and, for jax.jit
-and chainrule.compile, compiling the step). glibc is told to map every block of 64 KiB or more
-on its own and to return freed memory at once, so RSS tracks live memory the same way for NumPy,
-PyTorch and XLA.
+before the first step and minus the file pages (library code) the steps mapped in: gradients,
+optimiser state, activations and temporaries (and, for jax.jit and chainrule.compile, compiling
+the step). glibc is told to map every block of 64 KiB or more on its own and to return freed
+memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
 
 Usage: python benchmarks/run.py [--threads N] [--workloads small_mlp,...] [--rounds R]
        [--no-memory]. Writes benchmarks/results/latest.json and latest.md.
@@ -224,7 +224,7 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
     runners, _ = build(wl, wl.full, only=framework)
     r = runners[framework]
     gc.collect()
-    base = _status_kb("VmRSS")
+    base, base_file = _status_kb("VmRSS"), _status_kb("RssFile")
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS counter (VmHWM)
         f.write("5")
     t = time.perf_counter()
@@ -234,7 +234,10 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
     for _ in range(steps):  # (fewer for very slow frameworks: micrograd takes seconds a step)
         r.step()
     r.sync()
-    return {"peak_mb": round((_status_kb("VmHWM") - base) / 1024, 2)}
+    # less the code and data files the steps mapped in (they stay mapped; how many pages the
+    # kernel maps around each fault depends on the page cache, +-0.1 MB between runs for torch)
+    code = _status_kb("RssFile") - base_file
+    return {"peak_mb": round((_status_kb("VmHWM") - base - code) / 1024, 2)}
 
 
 def measure_memory(workload: str, framework: str, threads: int, runs: int = MEMORY_RUNS
