@@ -302,7 +302,8 @@ def markdown(report: dict[str, Any]) -> str:
              "Median time per training step (forward + backward + SGD update), float32. "
              "Ratio columns: chainrule's time ÷ this row's (below 1: chainrule is faster). "
              "Peak memory: peak RSS while training (gradients, optimiser state, activations, "
-             "temporaries) above the RSS of the built model, in a fresh process.", ""]
+             "temporaries) above the RSS of the built model, less library code paged in; the "
+             "median of three fresh processes.", ""]
     for res in report["workloads"].values():
         fw = res["frameworks"]
         lines += [f"**{res['title']}**", "",
