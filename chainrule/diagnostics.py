@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ._mode import state as _grad_state
+from .io import json_safe
 from .nn.activations import ReLU
 from .nn.module import Module, Sequential
 from .tensor import Tensor
@@ -251,7 +252,7 @@ class GradientMonitor:
             "every": self.every,
             "layers": self.layers,
             "kinds": self.kinds,
-            "records": [_json_safe(r) for r in self.history],
+            "records": [json_safe(r, nonfinite=str) for r in self.history],
         }
 
     def check(self) -> list[HealthWarning]:
@@ -655,15 +656,6 @@ def _subsample(a: np.ndarray, n: int) -> np.ndarray:
 def _as_float(v: Any) -> float:
     """A record value as a float (None -> NaN; "inf"/"nan" strings from to_dict accepted)."""
     return math.nan if v is None else float(v)
-
-
-def _json_safe(obj: Any) -> Any:
-    """Copy of a record with non-finite floats replaced by "nan"/"inf"/"-inf"."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    return obj
 
 
 def _fmt(v: float | None, spec: str) -> str:

@@ -13,7 +13,7 @@ import math
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -108,15 +108,15 @@ def write_json_atomic(path: PathLike, obj: Any, *, indent: int | None = 2) -> No
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
 
 
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, Inf) inside dicts and lists replaced by None,
-    since standard JSON has no such numbers."""
+def json_safe(obj: Any, nonfinite: Callable[[float], Any] = lambda v: None) -> Any:
+    """``obj`` with every non-finite float (NaN, Inf) inside dicts and lists replaced by
+    ``nonfinite(value)`` (None by default), since standard JSON has no such numbers."""
     if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v, nonfinite) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [json_safe(v) for v in obj]
+        return [json_safe(v, nonfinite) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+        return nonfinite(obj)
     return obj
 
 
