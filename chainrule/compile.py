@@ -788,13 +788,13 @@ class _Tape:
         buf = self.values[id(node.out)].array
         if _is_feature_major(buf):  # (W @ x.T).T, as eager computes it (ops.linalg)
             self.lines.append(f"_matmul({ws}, {self._expr(x)}.T, {self._const(buf.T, 'v')})")
-        elif (w.shape[0] >= 32 and w.size <= 16384 and w.flags.c_contiguous
-                and w.dtype == x.dtype):
-            wt = self._const(np.empty_like(w.T, order="C"), "b")
-            self.lines.append(f"_copyto({wt}, {ws}.T)")
-            self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         else:
-            wt = self._const(self.values[id(w)].array.T, "v") if fixed else f"{ws}.T"
+            if (w.shape[0] >= 32 and w.size <= 16384 and w.flags.c_contiguous
+                    and w.dtype == x.dtype):
+                wt = self._const(np.empty_like(w.T, order="C"), "b")
+                self.lines.append(f"_copyto({wt}, {ws}.T)")
+            else:
+                wt = self._const(self.values[id(w)].array.T, "v") if fixed else f"{ws}.T"
             self.lines.append(f"_matmul({self._expr(x)}, {wt}, {out})")
         if len(node.args) == 3 and node.args[2] is not None:
             self.lines.append(f"_add({out}, {self._expr(node.args[2])}, {out})")

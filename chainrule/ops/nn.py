@@ -141,6 +141,7 @@ def _rows(n: int) -> np.ndarray:
     rows.flags.writeable = False
     return rows
 
+
 # Up to this many classes the plain path works class-major, on a (C, N) copy: a reduction over
 # the classes is then an elementwise pass over rows of N, which NumPy vectorises, where over the
 # short contiguous axis of (N, C) it loops sample by sample (1.8x faster for 128 x 10, 4x for
