@@ -40,6 +40,7 @@ from ._mode import state as _grad_state
 from .io import json_safe
 from .nn.activations import ReLU
 from .nn.module import Module, Sequential
+from .ops.linalg import ones_vector
 from .tensor import Tensor
 
 __all__ = ["GradientMonitor", "HealthWarning", "ACTIVATION_KINDS"]
@@ -609,7 +610,6 @@ def _norm(arrays: Iterable[np.ndarray]) -> float:
 
 
 _BLAS_FLOATS = (np.float32, np.float64)
-_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}  # (n, dtype) -> ones(n), for _unit_sums
 
 
 def _unit_sums(a: np.ndarray) -> np.ndarray:
@@ -618,11 +618,8 @@ def _unit_sums(a: np.ndarray) -> np.ndarray:
     none is positive. The sums over the batch are one BLAS product with a vector of ones (like
     the bias gradient in a training step), several times cheaper there than a comparison and a
     NumPy reduction."""
-    key = (a.shape[0], a.dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = _ONES[key] = np.ones(*key)
-    sums = ones @ a.reshape(a.shape[0], -1)  # a view for C- and F-ordered 2-D arrays
+    # (the reshape is a view for C- and F-ordered 2-D arrays alike)
+    sums = ones_vector(a.shape[0], a.dtype) @ a.reshape(a.shape[0], -1)
     if a.ndim > 2:
         sums = np.add.reduce(sums.reshape(a.shape[1], -1), axis=1)
     return sums
