@@ -167,9 +167,7 @@ class GradientMonitor:
         self._fired: list[_Layer] = []
         self._closed = False
         # A layer's tensor hook stores the gradient reaching its output in _backprop (a C call,
-        # no Python frame). Holding it until step() also saves time: the engine tells arrays
-        # apart by id, and a freed array's id reused by a parameter gradient makes it copy that
-        # gradient (4 needless copies per backward of a 3-layer MLP).
+        # no Python frame); step() summarises it.
         hooks = [(layer.module, functools.partial(
                       self._on_layer_output, layer,
                       functools.partial(self._backprop.__setitem__, layer.name)))
