@@ -46,14 +46,14 @@ def _labels(target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
 
 def _pick(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if x.ndim == 2:
-        return x[np.arange(x.shape[0]), labels]
+        return x[_rows(x.shape[0]), labels]
     return np.take_along_axis(x, labels[:, None], axis=1)[:, 0]
 
 
 def _onehot(shape: tuple, labels: np.ndarray, values: Any, dtype: Any) -> np.ndarray:
     out = np.zeros(shape, dtype)
     if len(shape) == 2:
-        out[np.arange(shape[0]), labels] = values
+        out[_rows(shape[0]), labels] = values
     else:
         np.put_along_axis(out, labels[:, None], np.expand_dims(values, 1) if np.ndim(values)
                           else values, axis=1)
@@ -63,7 +63,7 @@ def _onehot(shape: tuple, labels: np.ndarray, values: Any, dtype: Any) -> np.nda
 def _subtract_at_labels(p: np.ndarray, labels: np.ndarray, values: Any) -> None:
     """p[n, labels[n], ...] -= values[n, ...], in place."""
     if p.ndim == 2:
-        p[np.arange(p.shape[0]), labels] -= values
+        p[_rows(p.shape[0]), labels] -= values
         return
     idx = labels[:, None]
     picked = np.take_along_axis(p, idx, axis=1)
