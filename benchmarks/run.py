@@ -10,14 +10,19 @@ is imported: BLAS (OpenBLAS/MKL env vars and threadpoolctl), torch (set_num_thre
 (flags) and the process itself (CPU affinity), so no framework gets a second core through helper
 threads (JAX's asynchronous dispatch would otherwise overlap Python with compute).
 
-Peak memory (of training): each framework runs again in three fresh subprocesses (the median
-is reported); each builds and runs a throwaway copy first (so one-time allocations - BLAS
-buffers - are already made), builds the model, resets the kernel's peak-RSS counter and trains
-21 steps (fewer if a step takes seconds); reported is that peak RSS minus the resident size
-before the first step and minus the file pages (library code) the steps mapped in: gradients,
-optimiser state, activations and temporaries (and, for jax.jit and chainrule.compile, compiling
-the step). glibc is told to map every block of 64 KiB or more on its own and to return freed
-memory at once, so RSS tracks live memory the same way for NumPy, PyTorch and XLA.
+Peak memory (of training), measured two ways in fresh subprocesses, each of which builds and
+runs a throwaway copy first (so one-time allocations - BLAS buffers - are already made), then
+builds the model and trains (for jax.jit and chainrule.compile the first step compiles):
+- peak heap (the target's measure): memray traces every allocation, native (malloc, NumPy,
+  torch, XLA) and Python objects alike, during 3 steps; reported is the most memory allocated
+  in those steps and not yet freed at one moment: gradients, optimiser state, activations,
+  temporaries, graph records. Exact to the byte and the same in every run.
+- peak RSS: the kernel's peak-RSS counter is reset, 21 steps run (fewer if a step takes
+  seconds); reported is that peak minus the resident size before the first step and minus the
+  file pages (library code) the steps mapped in, the median of three processes. glibc is told
+  to map every block of 64 KiB or more on its own and to return freed memory at once, so RSS
+  tracks live memory, but page granularity and the allocator's reuse of freed resident pages
+  move one process's reading by about 0.1 MB.
 
 Usage: python benchmarks/run.py [--threads N] [--workloads small_mlp,...] [--rounds R]
        [--no-memory]. Writes benchmarks/results/latest.json and latest.md.
@@ -62,6 +67,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -74,7 +80,8 @@ from chainrule.io import write_text_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEMORY_STEPS = 20
-MEMORY_RUNS = 3  # fresh processes per framework; the median is reported
+MEMORY_RUNS = 3  # fresh processes per framework for peak RSS; the median is reported
+HEAP_STEPS = 3  # steps traced by memray for the peak heap (the same in every step after the first)
 
 # (title, workload, numerator, denominator, measure, limit, strict): ratio < limit if strict
 TARGETS = [
@@ -85,8 +92,8 @@ TARGETS = [
     ("small MLP, compiled ÷ jax.jit", "small_mlp", "chainrule.compile", "jax.jit", "median_s",
      1.00, False),
     ("conv net, eager ÷ PyTorch", "lenet", "chainrule", "torch", "median_s", 1.50, False),
-    ("medium MLP peak memory, eager ÷ PyTorch", "medium_mlp", "chainrule", "torch", "peak_mb",
-     1.00, False),
+    ("medium MLP peak memory, eager ÷ PyTorch", "medium_mlp", "chainrule", "torch",
+     "peak_heap_mb", 1.00, False),
 ]
 # Not one of the set targets, shown beside them: the floor above multiplies batch-major, as
 # hand-written NumPy does; chainrule stores small batches feature-major, whose products OpenBLAS
@@ -211,9 +218,15 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def probe_memory(workload: str, framework: str) -> dict[str, Any]:
-    """Run inside the subprocess: peak RSS of building and training one framework's model."""
+def probe_memory(workload: str, framework: str, method: str = "rss") -> dict[str, Any]:
+    """Run inside the subprocess: the peak memory of training one framework's model, measured
+    by ``method``: "heap" (memray: bytes allocated and not yet freed) or "rss" (resident pages)."""
     wl = WORKLOADS[workload]
+    if method == "heap":
+        try:
+            import memray
+        except ImportError:
+            return {"error": "memray not installed (pip install -e \".[bench]\")"}
     warm, _ = build(wl, wl.full, only=framework)
     if framework not in warm:
         return {"error": "not installed"}
@@ -224,6 +237,15 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
     runners, _ = build(wl, wl.full, only=framework)
     r = runners[framework]
     gc.collect()
+    if method == "heap":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "steps.bin")
+            with memray.Tracker(path, trace_python_allocators=True):
+                for _ in range(HEAP_STEPS):
+                    r.step()
+                r.sync()
+            peak = memray.FileReader(path).metadata.peak_memory
+        return {"peak_heap_mb": round(peak / 2**20, 3)}
     base, base_file = _status_kb("VmRSS"), _status_kb("RssFile")
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS counter (VmHWM)
         f.write("5")
@@ -237,30 +259,41 @@ def probe_memory(workload: str, framework: str) -> dict[str, Any]:
     # less the code and data files the steps mapped in (they stay mapped; how many pages the
     # kernel maps around each fault depends on the page cache, +-0.1 MB between runs for torch)
     code = _status_kb("RssFile") - base_file
-    return {"peak_mb": round((_status_kb("VmHWM") - base - code) / 1024, 2)}
+    return {"peak_rss_mb": round((_status_kb("VmHWM") - base - code) / 1024, 2)}
+
+
+def _probe(workload: str, framework: str, threads: int, method: str) -> dict[str, Any]:
+    """One fresh subprocess running ``probe_memory``; its JSON answer."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(threads),
+           "--probe-memory", workload, framework, method]
+    # glibc: blocks of 64 KiB and more are mapped and unmapped one by one (no dynamic threshold,
+    # no cached free memory), so RSS follows live memory whichever allocator sits on malloc
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True,
+                             env=env)
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as e:
+        return {"error": f"memory probe failed: {e}"}
 
 
 def measure_memory(workload: str, framework: str, threads: int, runs: int = MEMORY_RUNS
                    ) -> dict[str, Any]:
-    """Peak memory of one framework on one workload: the median of ``runs`` fresh subprocesses
-    (one process's peak RSS varies by about 0.1 MB from run to run)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(threads),
-           "--probe-memory", workload, framework]
-    # glibc: blocks of 64 KiB and more are mapped and unmapped one by one (no dynamic threshold,
-    # no cached free memory), so RSS follows live memory whichever allocator sits on malloc
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    """Peak memory of one framework on one workload: the heap peak (one process: it is the same
+    in every run) and the median peak RSS of ``runs`` processes (it varies by ~0.1 MB)."""
+    out: dict[str, Any] = {}
+    heap = _probe(workload, framework, threads, "heap")
+    if "peak_heap_mb" in heap:
+        out["peak_heap_mb"] = heap["peak_heap_mb"]
+    elif heap.get("error") == "not installed":
+        return heap
     peaks = []
     for _ in range(runs):
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True,
-                                 env=env)
-            out = json.loads(res.stdout.strip().splitlines()[-1])
-        except (subprocess.SubprocessError, ValueError, IndexError) as e:
-            return {"error": f"memory probe failed: {e}"}
-        if "peak_mb" not in out:
-            return out
-        peaks.append(out["peak_mb"])
-    return {"peak_mb": statistics.median(peaks), "peak_mb_runs": peaks}
+        rss = _probe(workload, framework, threads, "rss")
+        if "peak_rss_mb" not in rss:
+            return {**out, **rss}
+        peaks.append(rss["peak_rss_mb"])
+    return {**out, "peak_rss_mb": statistics.median(peaks), "peak_rss_mb_runs": peaks}
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -270,6 +303,12 @@ def _fmt_time(s: float) -> str:
     if s >= 1e-3:
         return f"{s * 1e3:.2f} ms"
     return f"{s * 1e6:.1f} µs"
+
+
+def _fmt_mb(mb: float | None) -> str:
+    if mb is None:
+        return "-"
+    return "< 0.01 MB" if mb < 0.005 else f"{mb:.2f} MB"
 
 
 def _fmt_ratio(r: float) -> str:
@@ -301,29 +340,30 @@ def markdown(report: dict[str, Any]) -> str:
              + f"; **{m['threads']} thread(s)**, process pinned to {m['threads']} CPU(s). "
              "Median time per training step (forward + backward + SGD update), float32. "
              "Ratio columns: chainrule's time ÷ this row's (below 1: chainrule is faster). "
-             "Peak memory: peak RSS while training (gradients, optimiser state, activations, "
-             "temporaries) above the RSS of the built model, less library code paged in; the "
-             "median of three fresh processes.", ""]
+             "Peak heap: the most memory allocated and not yet freed at once while training "
+             "(gradients, optimiser state, activations, temporaries, Python objects; NumPy, "
+             "torch and XLA buffers alike), traced by memray, the same in every run. Peak RSS: "
+             "the resident-size high-water mark above the built model's, less library code paged "
+             "in; the median of three fresh processes (it varies by about 0.1 MB).", ""]
     for res in report["workloads"].values():
         fw = res["frameworks"]
         lines += [f"**{res['title']}**", "",
-                  "| framework | time / step | chainrule ÷ | chainrule.compile ÷ | peak memory "
-                  "| first loss |", "|---|---:|---:|---:|---:|---:|"]
+                  "| framework | time / step | chainrule ÷ | chainrule.compile ÷ | peak heap "
+                  "| peak RSS | first loss |", "|---|---:|---:|---:|---:|---:|---:|"]
         base = fw.get("chainrule", {}).get("median_s")
         comp = fw.get("chainrule.compile", {}).get("median_s")
         for name, r in fw.items():
             t = r.get("median_s")
             if t is None:
-                lines.append(f"| {name} | {r.get('error', 'skipped')} | | | | |")
+                lines.append(f"| {name} | {r.get('error', 'skipped')} | | | | | |")
                 continue
             ra = _fmt_ratio(base / t) if base else ""
             rc = _fmt_ratio(comp / t) if comp else ""
-            mem = "-" if r.get("peak_mb") is None else (
-                "< 0.1 MB" if r["peak_mb"] < 0.05 else f"{r['peak_mb']:.1f} MB")
+            heap, rss = _fmt_mb(r.get("peak_heap_mb")), _fmt_mb(r.get("peak_rss_mb"))
             loss = "-" if r.get("first_loss") is None else f"{r['first_loss']:.6f}"
-            lines.append(f"| {name} | {_fmt_time(t)} | {ra} | {rc} | {mem} | {loss} |")
+            lines.append(f"| {name} | {_fmt_time(t)} | {ra} | {rc} | {heap} | {rss} | {loss} |")
         for name, why in res.get("skipped", {}).items():
-            lines.append(f"| {name} | {why} | | | | |")
+            lines.append(f"| {name} | {why} | | | | | |")
         lines.append("")
     lines += ["**Targets** (ratios from this run)", "", "| target | measured | limit | met |",
               "|---|---:|---:|:-:|"]
@@ -345,7 +385,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=21, help="interleaved timing rounds")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
-    ap.add_argument("--probe-memory", nargs=2, metavar=("WORKLOAD", "FRAMEWORK"),
+    ap.add_argument("--probe-memory", nargs=3, metavar=("WORKLOAD", "FRAMEWORK", "METHOD"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     pin_libraries(args.threads)
@@ -371,7 +411,8 @@ def main() -> None:
         for name, r in timed.items():
             if not args.no_memory and name not in NO_LOSS:  # (the GEMM floor trains nothing)
                 r.update(measure_memory(wname, name, args.threads))
-            mem = f"{r['peak_mb']:8.1f} MB" if r.get("peak_mb") is not None else ""
+            mem = " ".join(f"{k} {r[f'peak_{k}_mb']:.2f} MB" for k in ("heap", "rss")
+                           if r.get(f"peak_{k}_mb") is not None)
             print(f"  {name:18s} {_fmt_time(r['median_s']):>10s} {mem}", flush=True)
         report["workloads"][wname] = {"title": wl.title, "frameworks": timed,
                                       "skipped": skipped}

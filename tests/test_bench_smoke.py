@@ -49,3 +49,18 @@ def test_report_is_written(tmp_path):
     path = tmp_path / "latest.md"
     run.write_text_atomic(str(path), md)
     assert path.read_text() == md
+
+
+def test_memory_probes_report_peaks():
+    """Both memory measures run in fresh processes: peak RSS always, peak heap with memray."""
+    out = run.measure_memory("small_mlp", "chainrule", threads=1, runs=1)
+    assert "error" not in out, out
+    assert out["peak_rss_mb"] >= 0 and len(out["peak_rss_mb_runs"]) == 1
+    try:
+        import memray  # noqa: F401
+    except ImportError:
+        assert "peak_heap_mb" not in out
+    else:
+        # the small MLP's gradients alone are (64*64 + 64*64 + 64*10 + 138) float32 values
+        grads_mb = (64 * 64 * 2 + 64 * 10 + 138) * 4 / 2**20
+        assert out["peak_heap_mb"] >= grads_mb
