@@ -373,8 +373,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {ratio} | {t['limit']:.2f} | {met} |")
     for t in report.get("references", []):
         ratio = "n/a" if t["ratio"] is None else f"{t['ratio']:.2f}"
+        met = {True: "within", False: "above", None: "n/a"}[t["met"]]
         lines.append(f"| *reference, not a set target:* {t['target']} | {ratio} | "
-                     f"{t['limit']:.2f} | {'within' if t['met'] else 'above'} |")
+                     f"{t['limit']:.2f} | {met} |")
     return "\n".join(lines) + "\n"
 
 

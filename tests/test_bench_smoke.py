@@ -44,8 +44,12 @@ def test_report_is_written(tmp_path):
               "workloads": {"small_mlp": {"title": wl.title, "frameworks": timed,
                                           "skipped": {"torch": "not installed (torch)"}}}}
     report["targets"] = run.evaluate_targets(report["workloads"])
+    report["references"] = run.evaluate_targets(report["workloads"], run.REFERENCES)
     md = run.markdown(report)
     assert "| chainrule |" in md and "small MLP, eager ÷ PyTorch" in md
+    # workloads not run are "n/a", for the set targets and the reference rows alike
+    assert "| medium MLP, eager ÷ PyTorch | n/a | 1.00 | n/a |" in md
+    assert md.rstrip().endswith("| n/a | 1.10 | n/a |")
     path = tmp_path / "latest.md"
     run.write_text_atomic(str(path), md)
     assert path.read_text() == md
