@@ -1,12 +1,14 @@
 """2-D convolution and pooling over NCHW images (PyTorch semantics), fast and twice differentiable.
 
-``conv2d`` is two primitives: ``im2col`` (a strided copy of every receptive field) and one BLAS
-matrix product. ``im2col`` and ``col2im`` are linear and each other's adjoint, and the pooling
-primitives come in adjoint pairs too, so every VJP here is itself differentiable.
+``conv2d`` is im2col (a strided copy of every receptive field) and a BLAS matrix product, done a
+block of output rows at a time so the unfolded input never exists whole; backward unfolds each
+block again rather than keeping it (the memory of the input, not of its C*kh*kw-times-larger
+unfolding). The convolution and its two VJPs are three primitives whose VJPs are each other, and
+the pooling primitives come in adjoint pairs, so every VJP here is itself differentiable.
 
-Internally the columns are ``(C*kh*kw, OH*OW*N)``: batch innermost, so the copies move long
-contiguous runs and a convolution's output is an NCHW *view* of channel-major, batch-minor
-memory ("CHWN") that ReLU, pooling and the next convolution read without any transposing copy.
+The columns are ``(C*kh*kw, OH*OW*N)``: batch innermost, so the copies move long contiguous runs
+and a convolution's output is an NCHW *view* of channel-major, batch-minor memory ("CHWN") that
+ReLU, pooling and the next convolution read without any transposing copy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ._core import defop, poly
 from .shape import reshape
 
 Pair = tuple[int, int]
-_BLOCK = 4096  # columns per block of a long GEMM over the M columns (see _gemm_blocks)
+_BLOCK = 2**17  # unfolded elements per block of output rows, 512 KiB in float32 (see _row_blocks)
 
 
 # -- geometry -------------------------------------------------------------------------------
@@ -74,10 +76,12 @@ def _pad_hw(x: np.ndarray, padding: Pair, value: float) -> np.ndarray:
     return out
 
 
-def _offsets(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> list:
-    """For each kernel offset (row-major, like PyTorch's scan), the (H, W) slices it reads."""
+def _offsets(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair, first_row: int = 0
+             ) -> list:
+    """For each kernel offset (row-major, like PyTorch's scan), the (H, W) slices it reads
+    (for output rows starting at padded input row ``first_row``)."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    rows = [slice(i * dh, i * dh + sh * (oh - 1) + 1, sh) for i in range(kh)]
+    rows = [slice(r, r + sh * (oh - 1) + 1, sh) for r in range(first_row, first_row + kh * dh, dh)]
     cols = [slice(j * dw, j * dw + sw * (ow - 1) + 1, sw) for j in range(kw)]
     return [(r, c) for r in rows for c in cols]
 
@@ -99,111 +103,133 @@ def _raw(a: Any) -> Any:
     return a.data if isinstance(a, Tensor) else a
 
 
-# -- im2col / col2im: the linear pair under convolution ---------------------------------------
+# -- convolution: three primitives, closed under differentiation ------------------------------
+#
+# conv(x, w) is bilinear, so its two VJPs are the other two primitives and theirs are the three
+# again: d/dx is conv_input_grad(g, w) (a transposed convolution), d/dw is conv_weight_grad(x, g).
+# Each walks the output in blocks of rows, unfolding only that block's receptive fields
+# (im2col), so no op keeps or builds the whole unfolded input: backward recomputes a block's
+# columns from x (one strided copy) instead of holding them from forward.
 
 
-def _im2col_fwd(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-                out_hw: Pair) -> np.ndarray:
-    """(N, C, H, W) -> (C*kh*kw, OH*OW*N): every receptive field as a column, one strided copy."""
+def _padded_chwn(x: np.ndarray, padding: Pair) -> np.ndarray:
+    """(N, C, H, W) -> contiguous (C, H + 2ph, W + 2pw, N), zero padded: at most one copy (none
+    for a convolution's own output, which already lives in this order)."""
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N), padded and made contiguous in one copy
-    if ph or pw:
-        xt, inner = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype), xt
-        xt[:, ph : ph + h, pw : pw + w] = inner
-    else:
-        xt = np.ascontiguousarray(xt)
+    ph, pw = padding
+    xt = x.transpose(1, 2, 3, 0)
+    if not (ph or pw):
+        return np.ascontiguousarray(xt)
+    out = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+    out[:, ph : ph + h, pw : pw + w] = xt
+    return out
+
+
+def _row_blocks(out_hw: Pair, n: int, k: int) -> list[Pair]:
+    """Output-row ranges [a, b) whose unfolded columns, k = C*kh*kw rows by OW*N per output row,
+    hold about _BLOCK elements each. This bounds the memory of a block, keeps it in cache for
+    its product, and OpenBLAS runs a product with a long M and small K and C_out up to 3x slower
+    than the same work in shorter blocks (OpenBLAS 0.3.31, 1 and 2 threads)."""
+    oh, ow = out_hw
+    rows = max(1, round(_BLOCK / (k * ow * n)))
+    return [(a, min(a + rows, oh)) for a in range(0, oh, rows)]
+
+
+def _unfold(xt: np.ndarray, rows: Pair, kernel: Pair, stride: Pair, dilation: Pair,
+            ow: int) -> np.ndarray:
+    """im2col of output rows [a, b): every receptive field a column, (C*kh*kw, (b-a)*OW*N)."""
+    c, _, _, n = xt.shape
+    (a, b), (kh, kw), (sh, sw), (dh, dw) = rows, kernel, stride, dilation
     s_c, s_h, s_w, s_n = xt.strides
     windows = as_strided(
-        xt,
-        shape=(c, kh, kw, oh, ow, n),
+        xt[:, a * sh :],
+        shape=(c, kh, kw, b - a, ow, n),
         strides=(s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_n),
         writeable=False,
     )
-    return windows.reshape(c * kh * kw, oh * ow * n)
+    return windows.reshape(c * kh * kw, -1)
 
 
-def _col2im_fwd(cols: np.ndarray, shape: tuple, kernel: Pair, stride: Pair, padding: Pair,
-                dilation: Pair, out_hw: Pair) -> np.ndarray:
-    """The adjoint of im2col: add every column back onto the pixels it was read from."""
-    n, c, h, w = shape
-    (kh, kw), (ph, pw), (oh, ow) = kernel, padding, out_hw
-    cols6 = cols.reshape(c, kh, kw, oh, ow, n)
-    acc = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=cols.dtype)
-    for k, (rows, columns) in enumerate(_offsets(kernel, stride, dilation, out_hw)):
-        acc[:, rows, columns] += cols6[:, k // kw, k % kw]
-    return acc[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
-
-
-im2col = defop(
-    "im2col",
-    _im2col_fwd,
-    lambda g, ans, x, **geo: _col2im(g, x.shape, **geo),
-)
-col2im = defop(
-    "col2im",
-    _col2im_fwd,
-    lambda g, ans, cols, shape, **geo: _im2col(g, **geo),
-)
-_im2col, _col2im = poly(im2col), poly(col2im)
-
-
-# -- the matrix product of a convolution ------------------------------------------------------
-
-
-def _gemm_blocks(m: int) -> int:
-    """Into how many equal blocks of about _BLOCK columns to split a long product over the M
-    columns. OpenBLAS runs (K, M) @ (M, Co) up to 3x (and (Co, K) @ (K, M) 1.5x) slower when M
-    is long and K, Co small (LeNet's first layer: K=25, Co=6, M=36864) than the same work as a
-    batch of shorter products (measured with OpenBLAS 0.3.31, 1 and 2 threads)."""
-    first = -(-m // _BLOCK)
-    return next((b for b in range(first, 2 * first + 1) if m % b == 0), 1)
-
-
-def _conv_gemm_fwd(cols: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
-                   out_hw: Pair) -> np.ndarray:
-    """weight (Co, C, kh, kw) times im2col columns -> (N, Co, OH, OW), one (batched) GEMM."""
-    (k, m), co = cols.shape, weight.shape[0]
-    out = np.empty((co, m), dtype=np.result_type(weight, cols))
-    b = _gemm_blocks(m)  # a batch of column blocks, written straight into ``out``
-    np.matmul(weight.reshape(co, k), cols.reshape(k, b, m // b).transpose(1, 0, 2),
-              out=out.reshape(co, b, m // b).transpose(1, 0, 2))
-    if bias is not None:
-        out += bias[:, None]
-    return out.reshape(co, *out_hw, -1).transpose(3, 0, 1, 2)
-
-
-def _grad_rows(g: Any) -> Any:
+def _grad_rows(g: np.ndarray) -> np.ndarray:
     """The output gradient (N, Co, OH, OW) as (Co, OH*OW*N), the columns' order (free for CHWN)."""
     return np.reshape(np.transpose(g, (1, 2, 3, 0)), (g.shape[1], -1))
 
 
-def _conv_gemm_vjp_cols(g: Any, ans: Any, cols: Any, weight: Any, bias: Any = None,
-                        **_: Any) -> Any:
-    return np.swapaxes(np.reshape(weight, (weight.shape[0], -1)), 0, 1) @ _grad_rows(g)
+def _conv_fwd(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
+              kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair
+              ) -> np.ndarray:
+    """weight (Co, C, kh, kw) over x (N, C, H, W) -> (N, Co, OH, OW), a view of CHWN memory."""
+    n, co, (oh, ow) = x.shape[0], weight.shape[0], out_hw
+    xt, wm = _padded_chwn(x, padding), weight.reshape(co, -1)
+    out = np.empty((co, oh * ow * n), dtype=np.result_type(weight, x))
+    per_row = ow * n
+    for a, b in _row_blocks(out_hw, n, wm.shape[1]):
+        np.matmul(wm, _unfold(xt, (a, b), kernel, stride, dilation, ow),
+                  out=out[:, a * per_row : b * per_row])
+    if bias is not None:
+        out += bias[:, None]
+    return out.reshape(co, oh, ow, n).transpose(3, 0, 1, 2)
 
 
-def _conv_gemm_vjp_weight(g: Any, ans: Any, cols: Any, weight: Any, bias: Any = None,
-                          **_: Any) -> Any:
-    rows = _grad_rows(g)  # (Co, M)
-    (k, m), co = cols.shape, rows.shape[0]
-    b = _gemm_blocks(m)
-    if b == 1:  # cols @ rows.T: OpenBLAS is ~2x faster this way round than rows @ cols.T
-        dw = cols @ np.swapaxes(rows, 0, 1)
-    else:  # one batched product over column blocks, then the sum of the blocks
-        blocks = np.swapaxes(np.reshape(cols, (k, b, m // b)), 0, 1)
-        dw = np.sum(blocks @ np.transpose(np.reshape(rows, (co, b, m // b)), (1, 2, 0)), axis=0)
-    return np.reshape(np.swapaxes(dw, 0, 1), weight.shape)
+def _conv_weight_grad_fwd(x: np.ndarray, g: np.ndarray, *, kernel: Pair, stride: Pair,
+                          padding: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """d(loss)/d(weight) of conv(x, weight) given the output gradient g: (Co, C, kh, kw)."""
+    n, c, ow = x.shape[0], x.shape[1], out_hw[1]
+    xt, rows = _padded_chwn(x, padding), _grad_rows(g)
+    per_row = ow * n
+    dwt = None  # (C*kh*kw, Co): cols @ rows.T, which OpenBLAS runs ~2x faster than rows @ cols.T
+    for a, b in _row_blocks(out_hw, n, c * kernel[0] * kernel[1]):
+        part = _unfold(xt, (a, b), kernel, stride, dilation, ow) @ rows[:, a * per_row :
+                                                                        b * per_row].T
+        dwt = part if dwt is None else np.add(dwt, part, out=dwt)
+    return np.ascontiguousarray(dwt.T).reshape(rows.shape[0], c, *kernel)
 
 
-def _conv_gemm_vjp_bias(g: Any, ans: Any, cols: Any, weight: Any, bias: Any = None,
-                        **_: Any) -> Any:
-    return np.sum(g, axis=(0, 2, 3))
+def _conv_input_grad_fwd(g: np.ndarray, weight: np.ndarray, *, shape: tuple, kernel: Pair,
+                         stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair
+                         ) -> np.ndarray:
+    """d(loss)/d(x) of conv(x, weight) for x of ``shape`` given the output gradient g: each
+    block's column gradients added back onto the pixels they were read from (col2im)."""
+    n, c, h, w = shape
+    (kh, kw), (ph, pw), ow = kernel, padding, out_hw[1]
+    rows, wt = _grad_rows(g), weight.reshape(weight.shape[0], -1).T
+    acc = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=np.result_type(g, weight))
+    per_row, blocks = ow * n, _row_blocks(out_hw, n, wt.shape[0])
+    buf = np.empty(wt.shape[0] * (blocks[0][1] - blocks[0][0]) * per_row, dtype=acc.dtype)
+    for a, b in blocks:  # each block's column gradients into the one buffer, in turn
+        cols = buf[: wt.shape[0] * (b - a) * per_row].reshape(wt.shape[0], -1)
+        np.matmul(wt, rows[:, a * per_row : b * per_row], out=cols)
+        cols = cols.reshape(c, kh, kw, b - a, ow, n)
+        offsets = _offsets(kernel, stride, dilation, (b - a, ow), first_row=a * stride[0])
+        for k, (r, cc) in enumerate(offsets):
+            acc[:, r, cc] += cols[:, k // kw, k % kw]
+    return acc[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
 
-conv_gemm = defop(
-    "conv2d", _conv_gemm_fwd, _conv_gemm_vjp_cols, _conv_gemm_vjp_weight, _conv_gemm_vjp_bias
+conv = defop(
+    "conv2d",
+    _conv_fwd,
+    lambda g, ans, x, w, b=None, **geo: _conv_input_grad(g, w, shape=x.shape, **geo),
+    lambda g, ans, x, w, b=None, **geo: _conv_weight_grad(x, g, **geo),
+    lambda g, ans, x, w, b=None, **geo: np.sum(g, axis=(0, 2, 3)),
+    uses_ans=False,
 )
+conv_input_grad = defop(
+    "conv2d_input_backward",
+    _conv_input_grad_fwd,
+    lambda gg, ans, g, w, shape, **geo: _conv(gg, w, **geo),
+    lambda gg, ans, g, w, shape, **geo: _conv_weight_grad(gg, g, **geo),
+    uses_ans=False,
+)
+conv_weight_grad = defop(
+    "conv2d_weight_backward",
+    _conv_weight_grad_fwd,
+    lambda gg, ans, x, g, **geo: _conv_input_grad(g, gg, shape=x.shape, **geo),
+    lambda gg, ans, x, g, **geo: _conv(x, gg, **geo),
+    uses_ans=False,
+)
+_conv, _conv_input_grad, _conv_weight_grad = poly(conv), poly(conv_input_grad), poly(
+    conv_weight_grad)
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -340,7 +366,8 @@ def _unbatch(out: Tensor, squeeze: bool) -> Tensor:
 def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1) -> Tensor:
     """2-D cross-correlation of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in, kh, kw),
-    plus ``bias`` (C_out,): PyTorch's F.conv2d (no groups), as im2col and one GEMM."""
+    plus ``bias`` (C_out,): PyTorch's F.conv2d (no groups), as one GEMM per block of im2col
+    columns."""
     x, squeeze = _batched(input, "conv2d")
     xs, ws = np.shape(_raw(x)), np.shape(_raw(weight))
     if len(ws) != 4:
@@ -364,9 +391,8 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
         "dilation": as_pair(dilation, "dilation", "conv2d", 1),
     }
     out_hw = _geometry(xs, **geo, op="conv2d")
-    cols = im2col(x, **geo, out_hw=out_hw)
-    args = (cols, weight) if bias is None else (cols, weight, bias)
-    return _unbatch(conv_gemm(*args, out_hw=out_hw), squeeze)
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return _unbatch(conv(*args, **geo, out_hw=out_hw), squeeze)
 
 
 def pool_geometry(kernel_size: Any, stride: Any, padding: Any, op: str) -> dict:

@@ -148,22 +148,30 @@ def test_second_derivative_matches_finite_differences():
     assert cr.gradcheck(grad_norm, (x, w), atol=1e-4)
 
 
-def test_long_products_split_into_blocks_give_the_same_gradients(monkeypatch):
+@pytest.mark.parametrize("block,blocks", [(72, 4), (216, 2)])  # 216: 3 rows then 1, uneven
+def test_output_rows_in_blocks_give_the_same_values_and_gradients(monkeypatch, block, blocks):
+    """The unfolded input is built a block of output rows at a time (forward, and again in
+    backward): any split, with padding and dilation, gives PyTorch's values and gradients, and
+    second derivatives pass finite differences."""
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(conv_ops, "_BLOCK", 6)  # M = OH*OW*N = 3*3*2 = 18 columns: 3 blocks
+    monkeypatch.setattr(conv_ops, "_BLOCK", block)  # 12 x OW*N = 12 x 3*2 elements per row
     x, w, b = _conv_inputs((3, 2), True, seed=13)
-    assert conv_ops._gemm_blocks(18) == 3
+    geo = {"stride": 2, "padding": (1, 0), "dilation": (1, 2)}  # out_hw = (4, 3)
+    assert len(conv_ops._row_blocks((4, 3), 2, 12)) == blocks
     tx, tw, tb = (torch.tensor(t.data, requires_grad=True) for t in (x, w, b))
-    conv2d(x, w, b, 2).pow(2).sum().backward()
-    torch.nn.functional.conv2d(tx, tw, tb, 2).pow(2).sum().backward()
+    out = conv2d(x, w, b, **geo)
+    tout = torch.nn.functional.conv2d(tx, tw, tb, **geo)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-6, atol=1e-8)
+    out.pow(2).sum().backward()
+    tout.pow(2).sum().backward()
     for mine, theirs in ((x, tx), (w, tw), (b, tb)):
         np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-6, atol=1e-8)
 
-    def weight_grad_norm(x, w):
-        (gw,) = grad(conv2d(x, w, None, 2).tanh().sum(), (w,), create_graph=True)
-        return (gw * gw).sum()
+    def grad_norm(x, w):
+        gx, gw = grad(conv2d(x, w, None, **geo).tanh().sum(), (x, w), create_graph=True)
+        return (gx * gx).sum() + (gw * gw).sum()
 
-    assert cr.gradcheck(weight_grad_norm, (x, w), atol=1e-4)
+    assert cr.gradcheck(grad_norm, (x, w), atol=1e-4)
 
 
 def test_float32_unbatched_and_layout_independent():
