@@ -179,8 +179,9 @@ def _modified_in_place(op: Any, t: Tensor) -> None:
     where = f", created at {t._origin}" if t._origin else ""
     raise RuntimeError(
         f"backward: an input or the output of {op.name}{where} was changed in place after the "
-        "operation used it, so its gradient would be wrong; write x = x + ... instead of "
-        "x += ..., or change a .clone()"
+        "operation used it (by x += ..., or an optimiser's step()), so its gradient would be "
+        "wrong; write x = x + ... instead of x += ..., change a .clone(), or run the forward "
+        "pass again after the change"
     )
 
 

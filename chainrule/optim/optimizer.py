@@ -185,11 +185,12 @@ class Optimizer:
         """``(p, g, d, b)`` for each parameter of ``group`` that has a gradient: ``g`` is its
         gradient, negated if the group says ``maximize`` and plus ``weight_decay * p`` (L2) when
         that is nonzero; ``d`` is ``p.data``; ``b`` is a scratch array like ``d`` that the caller
-        may overwrite (``g`` may live in the other one)."""
+        may overwrite (``g`` may live in the other one). Each ``p`` counts as changed in place."""
         maximize = group["maximize"]
         for p in group["params"]:
             if p.grad is None:
                 continue
+            p._version += 1  # updated in place: a graph that used the old value must not backprop
             g, d = p.grad.data, p.data
             a, b = self._work(d)
             if maximize:

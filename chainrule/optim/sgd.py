@@ -54,6 +54,7 @@ class SGD(Optimizer):
                 for p in group["params"]:  # plain rule: p -= lr * grad, no scratch arrays
                     if p.grad is not None:
                         add_scaled_(p.data, -lr, p.grad.data)
+                        p._version += 1
                 continue
             for p, g, d, b in self._gradients(group, group["weight_decay"]):
                 if momentum != 0:

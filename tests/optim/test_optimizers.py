@@ -305,6 +305,25 @@ def test_float32_parameters_stay_float32_and_update_in_place(name):
                if isinstance(v, np.ndarray))
 
 
+@pytest.mark.parametrize("name,kw", [("SGD", {}), ("SGD", {"momentum": 0.9}), ("Adam", {}),
+                                     ("RMSprop", {}), ("Adagrad", {})])
+def test_backward_through_a_graph_older_than_the_update_is_refused(name, kw):
+    """As in PyTorch, step() changes the parameters in place: a loss computed before it cannot
+    be backpropagated after it (its gradient would belong to the old weights)."""
+    w = _params([np.ones((2, 3))])[0]
+    x = cr.tensor(np.arange(6.0).reshape(3, 2), dtype=cr.float64)
+    opt = getattr(optim, name)([w], lr=0.1, **kw)
+    (w @ x).tanh().sum().backward()
+    opt.step()
+    stale = (w @ x).tanh().sum()
+    opt.step()  # the gradient of the first backward is still there: w changes again
+    with pytest.raises(RuntimeError, match=r"changed in place .* an optimiser's step\(\)"):
+        stale.backward()
+    opt.zero_grad()
+    (w @ x).tanh().sum().backward()  # the usual order: forward after the update
+    assert w.grad is not None
+
+
 def test_step_does_not_touch_the_gradient():
     p = _params([np.ones(3)])[0]
     opt = optim.Adam([p], lr=0.1, weight_decay=0.5, maximize=True)
