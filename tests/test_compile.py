@@ -149,6 +149,23 @@ def test_conv_step_matches_eager():
     _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
 
 
+def test_grouped_same_padded_conv_model_matches_eager():
+    """Two convolutions (the second backpropagates to its input), groups and 'same' padding with
+    an even kernel, in nn modules, under Adam."""
+    def make():
+        cr.manual_seed(1)
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(),
+                              nn.Conv2d(4, 4, 2, padding="same", groups=2), nn.ReLU(),
+                              nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+        opt = optim.Adam(model.parameters(), lr=0.01)
+        return model, _classifier_step(model, opt)
+
+    rng = np.random.default_rng(1)
+    batches = [(cr.tensor(rng.normal(size=(5, 2, 6, 6)).astype(np.float32)),
+                cr.tensor(rng.integers(0, 3, 5))) for _ in range(4)]
+    _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
+
+
 def test_graphnet_step_matches_eager():
     edges = [("a", "h1"), ("b", "h1"), ("a", "h2"), ("h1", "h2"), ("h1", "o"), ("h2", "o"),
              ("b", "o")]

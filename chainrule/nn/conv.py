@@ -9,39 +9,49 @@ from typing import Any
 import numpy as np
 
 from .._random import Generator
-from ..ops.conv import as_pair, avg_pool2d, conv2d, max_pool2d, pool_geometry
+from ..ops.conv import as_pair, avg_pool2d, conv2d, conv_padding, max_pool2d, pool_geometry
 from ..tensor import Tensor
 from .layers import _WeightAndBias
 from .module import Module
 
 
 class Conv2d(_WeightAndBias):
-    """2-D convolution: weight (out_channels, in_channels, kh, kw) and bias (out_channels,).
+    """2-D convolution: weight (out_channels, in_channels / groups, kh, kw) and bias
+    (out_channels,). ``padding`` is an int, a pair, "valid" or "same" (stride 1), as in PyTorch;
+    ``groups`` splits the channels into that many independent convolutions.
 
     ``init`` names the weight initialiser, as for Linear (default "glorot_uniform"; "he_uniform"
     suits ReLU networks; see ``chainrule.nn.init.get_initializer``) or is a callable
-    ``f(weight)``; fans count the receptive field (fan_in = in_channels * kh * kw). The bias
-    starts at 0.
+    ``f(weight)``; fans count the receptive field (fan_in = in_channels / groups * kh * kw).
+    The bias starts at 0.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, bias: bool = True,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
                  init: str | Callable[..., Tensor] = "glorot_uniform",
                  generator: Generator | None = None, dtype: Any = None) -> None:
         super().__init__()
-        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("groups", groups)):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"Conv2d: {name} must be a positive int, got {n!r}")
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if n % groups:
+                raise ValueError(f"Conv2d: {name} ({n}) must be divisible by groups ({groups})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = int(groups)
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2d", 1)
         self.stride = as_pair(stride, "stride", "Conv2d", 1)
-        self.padding = as_pair(padding, "padding", "Conv2d", 0)
         self.dilation = as_pair(dilation, "dilation", "Conv2d", 1)
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        conv_padding(padding, self.kernel_size, self.stride, self.dilation, "Conv2d")  # fail now
+        self.padding = padding if isinstance(padding, str) else as_pair(padding, "padding",
+                                                                         "Conv2d", 0)
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         self._make_parameters(shape, bias, init, generator, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -50,6 +60,8 @@ class Conv2d(_WeightAndBias):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         return s

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor
 from ._core import defop, poly
-from .shape import reshape
+from .shape import pad, reshape
 
 Pair = tuple[int, int]
 _BLOCK = 2**17  # unfolded elements per block of output rows, 512 KiB in float32 (see _row_blocks)
@@ -156,49 +156,55 @@ def _grad_rows(g: np.ndarray) -> np.ndarray:
 
 
 def _conv_fwd(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
-              kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair
-              ) -> np.ndarray:
-    """weight (Co, C, kh, kw) over x (N, C, H, W) -> (N, Co, OH, OW), a view of CHWN memory."""
+              kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair,
+              groups: int = 1) -> np.ndarray:
+    """weight (Co, C/groups, kh, kw) over x (N, C, H, W) -> (N, Co, OH, OW), a view of CHWN
+    memory. Groups are one batched product: group i's filters see group i's channels."""
     n, co, (oh, ow) = x.shape[0], weight.shape[0], out_hw
-    xt, wm = _padded_chwn(x, padding), weight.reshape(co, -1)
+    xt, wg = _padded_chwn(x, padding), weight.reshape(groups, co // groups, -1)
     out = np.empty((co, oh * ow * n), dtype=np.result_type(weight, x))
     per_row = ow * n
-    for a, b in _row_blocks(out_hw, n, wm.shape[1]):
-        np.matmul(wm, _unfold(xt, (a, b), kernel, stride, dilation, ow),
-                  out=out[:, a * per_row : b * per_row])
+    for a, b in _row_blocks(out_hw, n, groups * wg.shape[2]):
+        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow)
+        np.matmul(wg, cols.reshape(groups, wg.shape[2], -1),
+                  out=out[:, a * per_row : b * per_row].reshape(groups, co // groups, -1))
     if bias is not None:
         out += bias[:, None]
     return out.reshape(co, oh, ow, n).transpose(3, 0, 1, 2)
 
 
 def _conv_weight_grad_fwd(x: np.ndarray, g: np.ndarray, *, kernel: Pair, stride: Pair,
-                          padding: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
-    """d(loss)/d(weight) of conv(x, weight) given the output gradient g: (Co, C, kh, kw)."""
+                          padding: Pair, dilation: Pair, out_hw: Pair, groups: int = 1
+                          ) -> np.ndarray:
+    """d(loss)/d(weight) of conv(x, weight) given the output gradient g: (Co, C/groups, kh, kw)."""
     n, c, ow = x.shape[0], x.shape[1], out_hw[1]
     xt, rows = _padded_chwn(x, padding), _grad_rows(g)
-    per_row = ow * n
-    dwt = None  # (C*kh*kw, Co): cols @ rows.T, which OpenBLAS runs ~2x faster than rows @ cols.T
-    for a, b in _row_blocks(out_hw, n, c * kernel[0] * kernel[1]):
-        part = _unfold(xt, (a, b), kernel, stride, dilation, ow) @ rows[:, a * per_row :
-                                                                        b * per_row].T
+    k, cog, per_row = c // groups * kernel[0] * kernel[1], rows.shape[0] // groups, ow * n
+    dwt = None  # (groups, k, Co/groups): cols @ rows.T, which OpenBLAS runs ~2x faster than
+    for a, b in _row_blocks(out_hw, n, groups * k):  # rows @ cols.T
+        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow).reshape(groups, k, -1)
+        part = cols @ rows[:, a * per_row : b * per_row].reshape(groups, cog, -1).transpose(0, 2, 1)
         dwt = part if dwt is None else np.add(dwt, part, out=dwt)
-    return np.ascontiguousarray(dwt.T).reshape(rows.shape[0], c, *kernel)
+    return np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(rows.shape[0], c // groups,
+                                                                 *kernel)
 
 
 def _conv_input_grad_fwd(g: np.ndarray, weight: np.ndarray, *, shape: tuple, kernel: Pair,
-                         stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair
-                         ) -> np.ndarray:
+                         stride: Pair, padding: Pair, dilation: Pair, out_hw: Pair,
+                         groups: int = 1) -> np.ndarray:
     """d(loss)/d(x) of conv(x, weight) for x of ``shape`` given the output gradient g: each
     block's column gradients added back onto the pixels they were read from (col2im)."""
     n, c, h, w = shape
     (kh, kw), (ph, pw), ow = kernel, padding, out_hw[1]
-    rows, wt = _grad_rows(g), weight.reshape(weight.shape[0], -1).T
+    rows = _grad_rows(g)
+    wt = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)  # (G, k, Co/G)
     acc = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=np.result_type(g, weight))
-    per_row, blocks = ow * n, _row_blocks(out_hw, n, wt.shape[0])
-    buf = np.empty(wt.shape[0] * (blocks[0][1] - blocks[0][0]) * per_row, dtype=acc.dtype)
+    per_row, blocks = ow * n, _row_blocks(out_hw, n, c * kh * kw)
+    buf = np.empty(c * kh * kw * (blocks[0][1] - blocks[0][0]) * per_row, dtype=acc.dtype)
     for a, b in blocks:  # each block's column gradients into the one buffer, in turn
-        cols = buf[: wt.shape[0] * (b - a) * per_row].reshape(wt.shape[0], -1)
-        np.matmul(wt, rows[:, a * per_row : b * per_row], out=cols)
+        cols = buf[: c * kh * kw * (b - a) * per_row].reshape(groups, wt.shape[1], -1)
+        np.matmul(wt, rows[:, a * per_row : b * per_row].reshape(groups, wt.shape[2], -1),
+                  out=cols)
         cols = cols.reshape(c, kh, kw, b - a, ow, n)
         offsets = _offsets(kernel, stride, dilation, (b - a, ow), first_row=a * stride[0])
         for k, (r, cc) in enumerate(offsets):
@@ -363,22 +369,46 @@ def _unbatch(out: Tensor, squeeze: bool) -> Tensor:
     return reshape(out, out.shape[1:]) if squeeze else out
 
 
+def conv_padding(padding: Any, kernel: Pair, stride: Pair, dilation: Pair, op: str = "conv2d"
+                 ) -> tuple[Pair, Pair]:
+    """PyTorch's ``padding`` (an int, a pair, "valid" or "same") as the padding on both sides and
+    the extra rows and columns at the bottom and right ("same" with an even dilated kernel)."""
+    if not isinstance(padding, str):
+        return as_pair(padding, "padding", op, 0), (0, 0)
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a pair of ints, 'valid' or 'same', "
+                         f"got {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride} (as in "
+                         "PyTorch); give the padding as numbers instead")
+    total = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+    return (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
+
+
 def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1) -> Tensor:
-    """2-D cross-correlation of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in, kh, kw),
-    plus ``bias`` (C_out,): PyTorch's F.conv2d (no groups), as one GEMM per block of im2col
-    columns."""
+           dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in/groups,
+    kh, kw), plus ``bias`` (C_out,): PyTorch's F.conv2d, padding "same"/"valid" included, as one
+    (batched, for groups) GEMM per block of im2col columns."""
     x, squeeze = _batched(input, "conv2d")
     xs, ws = np.shape(_raw(x)), np.shape(_raw(weight))
     if len(ws) != 4:
         raise ValueError(
-            f"conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape {ws}"
+            f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got shape {ws}"
         )
-    if xs[1] != ws[1]:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    if xs[1] != ws[1] * groups:
         raise ValueError(
-            f"conv2d: input shape {xs} has {xs[1]} channels but weight shape {ws} expects "
-            f"{ws[1]} (weight is (out_channels, in_channels, kh, kw); groups are not supported)"
+            f"conv2d: input shape {xs} has {xs[1]} channels but weight shape {ws} with "
+            f"groups={groups} expects {ws[1] * groups} (weight is (out_channels, "
+            "in_channels/groups, kh, kw))"
         )
+    if ws[0] % groups:
+        raise ValueError(f"conv2d: out_channels {ws[0]} (weight shape {ws}) is not divisible by "
+                         f"groups={groups}")
     if bias is not None and np.shape(_raw(bias)) != (ws[0],):
         raise ValueError(
             f"conv2d: bias must have shape ({ws[0]},) for weight shape {ws}, "
@@ -387,12 +417,15 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
     geo = {
         "kernel": (ws[2], ws[3]),
         "stride": as_pair(stride, "stride", "conv2d", 1),
-        "padding": as_pair(padding, "padding", "conv2d", 0),
         "dilation": as_pair(dilation, "dilation", "conv2d", 1),
     }
+    geo["padding"], extra = conv_padding(padding, geo["kernel"], geo["stride"], geo["dilation"])
+    if extra != (0, 0):  # the odd row/column of "same" padding goes at the bottom/right
+        x = pad(x, (0, extra[1], 0, extra[0]))
+        xs = np.shape(_raw(x))
     out_hw = _geometry(xs, **geo, op="conv2d")
     args = (x, weight) if bias is None else (x, weight, bias)
-    return _unbatch(conv(*args, **geo, out_hw=out_hw), squeeze)
+    return _unbatch(conv(*args, **geo, out_hw=out_hw, groups=int(groups)), squeeze)
 
 
 def pool_geometry(kernel_size: Any, stride: Any, padding: Any, op: str) -> dict:

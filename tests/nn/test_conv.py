@@ -1,6 +1,8 @@
 """Tests for convolution and pooling (chainrule.ops.conv, chainrule.nn.conv): finite-difference
 gradients, values and gradients against PyTorch, second derivatives, errors and the modules."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,67 @@ def test_pooling_matches_torch(kernel_size, stride, padding, dilation):
             (out * cr.tensor(gout, dtype=cr.float64)).sum().backward()
             (tout * torch.tensor(gout)).sum().backward()
             np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# (in_channels, out_channels, kernel, stride, padding, dilation, groups)
+GROUP_PAD_CASES = [
+    (4, 6, (3, 2), 1, "same", (1, 2), 2),  # an even dilated width: one extra column at the right
+    (4, 8, (3, 3), 2, "valid", 1, 4),      # depthwise, two filters per channel
+    (3, 3, (4, 4), 1, "same", 1, 1),       # an even kernel: the extra row and column
+    (6, 4, (2, 3), (2, 1), (1, 0), 1, 2),
+]
+
+
+@pytest.mark.parametrize("cin,cout,kernel,stride,padding,dilation,groups", GROUP_PAD_CASES)
+def test_groups_and_string_padding_match_torch(cin, cout, kernel, stride, padding, dilation,
+                                               groups):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(21)
+    x = cr.tensor(rng.standard_normal((2, cin, 7, 6)), dtype=cr.float64, requires_grad=True)
+    w = cr.tensor(rng.standard_normal((cout, cin // groups, *kernel)), dtype=cr.float64,
+                  requires_grad=True)
+    b = cr.tensor(rng.standard_normal(cout), dtype=cr.float64, requires_grad=True)
+    out = conv2d(x, w, b, stride, padding, dilation, groups)
+    tx, tw, tb = (torch.tensor(t.data, requires_grad=True) for t in (x, w, b))
+    with warnings.catch_warnings():  # torch: 'same' with an even kernel copies the input padded
+        warnings.simplefilter("ignore", UserWarning)
+        tout = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-6, atol=1e-8)
+    gout = rng.standard_normal(out.shape)
+    (out * cr.tensor(gout, dtype=cr.float64)).sum().backward()
+    (tout * torch.tensor(gout)).sum().backward()
+    for mine, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", [GROUP_PAD_CASES[0], GROUP_PAD_CASES[1]])
+def test_groups_and_string_padding_first_and_second_derivatives(case):
+    cin, cout, kernel, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(22)
+    x = cr.tensor(rng.standard_normal((2, cin, 5, 5)), dtype=cr.float64, requires_grad=True)
+    w = cr.tensor(rng.standard_normal((cout, cin // groups, *kernel)), dtype=cr.float64,
+                  requires_grad=True)
+
+    def f(x, w):
+        return conv2d(x, w, None, stride, padding, dilation, groups).tanh()
+
+    def grad_norm(x, w):
+        gx, gw = grad(f(x, w).sum(), (x, w), create_graph=True)
+        return (gx * gx).sum() + (gw * gw).sum()
+
+    assert cr.gradcheck(f, (x, w))
+    assert cr.gradcheck(grad_norm, (x, w), atol=1e-4)
+
+
+def test_grouped_conv2d_module_trains_and_keeps_its_shape():
+    conv = Conv2d(4, 8, 3, padding="same", groups=4, generator=cr.Generator(0))
+    assert conv.weight.shape == (8, 1, 3, 3)
+    x = cr.randn(2, 4, 6, 6)
+    assert conv(x).shape == (2, 8, 6, 6)
+    # a grouped convolution is the convolutions of its groups side by side
+    halves = [conv2d(x[:, i:i + 1], conv.weight[2 * i:2 * i + 2], conv.bias[2 * i:2 * i + 2],
+                     padding="same") for i in range(4)]
+    np.testing.assert_allclose(conv(x).data, cr.cat(halves, 1).data, rtol=1e-5, atol=1e-6)
 
 
 def _net(F, x, w, b):
@@ -197,6 +260,16 @@ def test_float32_unbatched_and_layout_independent():
     (lambda: conv2d(cr.zeros(1, 1, 4, 4), cr.zeros(2, 1, 3, 3), cr.zeros(3)), r"bias must have"),
     (lambda: conv2d(cr.zeros(1, 1, 9, 9), cr.zeros(2, 1, 3, 3), dilation=5), r"spanning 11x11"),
     (lambda: conv2d(cr.zeros(1, 1, 4, 4), cr.zeros(2, 1, 3, 3), stride=0), r"stride must be >= 1"),
+    (lambda: conv2d(cr.zeros(1, 4, 8, 8), cr.zeros(2, 4, 3, 3), groups=2),
+     r"weight shape \(2, 4, 3, 3\) with groups=2 expects 8"),
+    (lambda: conv2d(cr.zeros(1, 4, 8, 8), cr.zeros(3, 2, 3, 3), groups=2), r"3 .* not divisible"),
+    (lambda: conv2d(cr.zeros(1, 4, 8, 8), cr.zeros(2, 4, 3, 3), groups=0), r"positive int"),
+    (lambda: conv2d(cr.zeros(1, 1, 8, 8), cr.zeros(2, 1, 3, 3), stride=2, padding="same"),
+     r"padding='same' needs stride 1"),
+    (lambda: conv2d(cr.zeros(1, 1, 8, 8), cr.zeros(2, 1, 3, 3), padding="full"),
+     r"'valid' or 'same', got 'full'"),
+    (lambda: Conv2d(4, 6, 3, groups=4), r"out_channels \(6\) must be divisible by groups"),
+    (lambda: Conv2d(1, 2, 3, stride=2, padding="same"), r"Conv2d: padding='same' needs stride"),
     (lambda: max_pool2d(cr.zeros(1, 1, 4, 4), 2, padding=2), r"at most half the kernel"),
     (lambda: avg_pool2d(cr.zeros(1, 1, 2, 2), 3, padding=1), None),
     (lambda: max_pool2d(cr.zeros(1, 1, 2, 2), 3), r"kernel 3x3 .* padded input 2x2"),
@@ -214,7 +287,7 @@ def test_bad_argument_types():
     with pytest.raises(TypeError, match=r"kernel_size must be an int or a pair of ints"):
         max_pool2d(cr.zeros(1, 1, 4, 4), (2, 2, 2))
     with pytest.raises(TypeError, match=r"padding must be an int or a pair"):
-        Conv2d(1, 2, 3, padding="same")
+        Conv2d(1, 2, 3, padding=(1, 2, 3))
 
 
 def test_modules_shapes_parameters_and_repr():
@@ -242,7 +315,8 @@ def test_modules_shapes_parameters_and_repr():
 def test_module_repr_matches_torch():
     torch = pytest.importorskip("torch")
     for args, kw in (((1, 6, 5), {}), ((3, 8, (3, 5)), {"stride": 2, "padding": 1, "bias": False}),
-                     ((2, 4, 3), {"dilation": 2})):
+                     ((2, 4, 3), {"dilation": 2}), ((4, 8, 3), {"padding": "same", "groups": 2}),
+                     ((4, 4, 2), {"padding": "valid", "groups": 4, "bias": False})):
         assert repr(Conv2d(*args, **kw)) == repr(torch.nn.Conv2d(*args, **kw))
     assert repr(AvgPool2d(3, 2, 1)) == repr(torch.nn.AvgPool2d(3, 2, 1))
 
