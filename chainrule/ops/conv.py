@@ -135,9 +135,10 @@ def _row_blocks(out_hw: Pair, n: int, k: int) -> list[Pair]:
     return [(a, min(a + rows, oh)) for a in range(0, oh, rows)]
 
 
-def _unfold(xt: np.ndarray, rows: Pair, kernel: Pair, stride: Pair, dilation: Pair,
-            ow: int) -> np.ndarray:
-    """im2col of output rows [a, b): every receptive field a column, (C*kh*kw, (b-a)*OW*N)."""
+def _unfold(xt: np.ndarray, rows: Pair, kernel: Pair, stride: Pair, dilation: Pair, ow: int,
+            buf: np.ndarray) -> np.ndarray:
+    """im2col of output rows [a, b): every receptive field a column, (C*kh*kw, (b-a)*OW*N),
+    written into the front of ``buf`` (one buffer for all blocks: one block's memory at a time)."""
     c, _, _, n = xt.shape
     (a, b), (kh, kw), (sh, sw), (dh, dw) = rows, kernel, stride, dilation
     s_c, s_h, s_w, s_n = xt.strides
@@ -147,7 +148,14 @@ def _unfold(xt: np.ndarray, rows: Pair, kernel: Pair, stride: Pair, dilation: Pa
         strides=(s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_n),
         writeable=False,
     )
-    return windows.reshape(c * kh * kw, -1)
+    cols = buf[: windows.size].reshape(windows.shape)
+    np.copyto(cols, windows)
+    return cols.reshape(c * kh * kw, -1)
+
+
+def _block_buffer(blocks: list[Pair], k: int, per_row: int, dtype: Any) -> np.ndarray:
+    """Room for the largest (the first) block's k unfolded rows of ``per_row`` columns per row."""
+    return np.empty(k * (blocks[0][1] - blocks[0][0]) * per_row, dtype=dtype)
 
 
 def _grad_rows(g: np.ndarray) -> np.ndarray:
@@ -163,9 +171,10 @@ def _conv_fwd(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     n, co, (oh, ow) = x.shape[0], weight.shape[0], out_hw
     xt, wg = _padded_chwn(x, padding), weight.reshape(groups, co // groups, -1)
     out = np.empty((co, oh * ow * n), dtype=np.result_type(weight, x))
-    per_row = ow * n
-    for a, b in _row_blocks(out_hw, n, groups * wg.shape[2]):
-        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow)
+    per_row, blocks = ow * n, _row_blocks(out_hw, n, groups * wg.shape[2])
+    buf = _block_buffer(blocks, groups * wg.shape[2], per_row, xt.dtype)
+    for a, b in blocks:
+        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow, buf)
         np.matmul(wg, cols.reshape(groups, wg.shape[2], -1),
                   out=out[:, a * per_row : b * per_row].reshape(groups, co // groups, -1))
     if bias is not None:
@@ -180,9 +189,11 @@ def _conv_weight_grad_fwd(x: np.ndarray, g: np.ndarray, *, kernel: Pair, stride:
     n, c, ow = x.shape[0], x.shape[1], out_hw[1]
     xt, rows = _padded_chwn(x, padding), _grad_rows(g)
     k, cog, per_row = c // groups * kernel[0] * kernel[1], rows.shape[0] // groups, ow * n
+    blocks = _row_blocks(out_hw, n, groups * k)
+    buf = _block_buffer(blocks, groups * k, per_row, xt.dtype)
     dwt = None  # (groups, k, Co/groups): cols @ rows.T, which OpenBLAS runs ~2x faster than
-    for a, b in _row_blocks(out_hw, n, groups * k):  # rows @ cols.T
-        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow).reshape(groups, k, -1)
+    for a, b in blocks:  # rows @ cols.T
+        cols = _unfold(xt, (a, b), kernel, stride, dilation, ow, buf).reshape(groups, k, -1)
         part = cols @ rows[:, a * per_row : b * per_row].reshape(groups, cog, -1).transpose(0, 2, 1)
         dwt = part if dwt is None else np.add(dwt, part, out=dwt)
     return np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(rows.shape[0], c // groups,
@@ -200,7 +211,7 @@ def _conv_input_grad_fwd(g: np.ndarray, weight: np.ndarray, *, shape: tuple, ker
     wt = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)  # (G, k, Co/G)
     acc = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=np.result_type(g, weight))
     per_row, blocks = ow * n, _row_blocks(out_hw, n, c * kh * kw)
-    buf = np.empty(c * kh * kw * (blocks[0][1] - blocks[0][0]) * per_row, dtype=acc.dtype)
+    buf = _block_buffer(blocks, c * kh * kw, per_row, acc.dtype)
     for a, b in blocks:  # each block's column gradients into the one buffer, in turn
         cols = buf[: c * kh * kw * (b - a) * per_row].reshape(groups, wt.shape[1], -1)
         np.matmul(wt, rows[:, a * per_row : b * per_row].reshape(groups, wt.shape[2], -1),
