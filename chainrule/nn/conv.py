@@ -9,9 +9,17 @@ from typing import Any
 import numpy as np
 
 from .._random import Generator
-from ..ops.conv import as_pair, avg_pool2d, conv2d, conv_padding, max_pool2d, pool_geometry
+from ..ops.conv import (
+    as_pair,
+    avg_pool2d,
+    conv2d,
+    conv2d_act,
+    conv_padding,
+    max_pool2d,
+    pool_geometry,
+)
 from ..tensor import Tensor
-from .layers import _WeightAndBias
+from .layers import FUSABLE, _WeightAndBias
 from .module import Module
 
 
@@ -52,6 +60,15 @@ class Conv2d(_WeightAndBias):
     def forward(self, input: Tensor) -> Tensor:
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                       self.groups)
+
+    def fuse_next(self, nxt: Module, x: Any) -> Tensor | None:
+        """``nxt(self(x))`` as one primitive when ``nxt`` is a plain ReLU, Tanh or Sigmoid and no
+        forward hook on either would see the intermediate result."""
+        act = FUSABLE.get(type(nxt))
+        if act is None or type(self) is not Conv2d or self._forward_hooks or nxt._forward_hooks:
+            return None
+        return conv2d_act(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                          self.groups, act)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

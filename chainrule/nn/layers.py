@@ -15,7 +15,7 @@ from .activations import ReLU, Sigmoid, Tanh
 from .init import get_initializer, zeros
 from .module import Module, Parameter
 
-_FUSABLE = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}  # Linear + these: one primitive
+FUSABLE = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}  # Linear/Conv2d + these: one primitive
 
 
 def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
@@ -67,7 +67,7 @@ class Linear(_WeightAndBias):
     def fuse_next(self, nxt: Module, x: Any) -> Tensor | None:
         """``nxt(self(x))`` as one primitive when ``nxt`` is a plain ReLU, Tanh or Sigmoid and no
         forward hook on either would see the intermediate result."""
-        act = _FUSABLE.get(type(nxt))
+        act = FUSABLE.get(type(nxt))
         if act is None or type(self) is not Linear or self._forward_hooks or nxt._forward_hooks:
             return None
         return linear_act(x, self.weight, self.bias, act)

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor
 from ._core import defop, poly
+from .elementwise import ACTIVATIONS_IN_PLACE
 from .shape import pad, reshape
 
 Pair = tuple[int, int]
@@ -223,14 +224,23 @@ def _conv_input_grad_fwd(g: np.ndarray, weight: np.ndarray, *, shape: tuple, ker
     return acc[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
 
-conv = defop(
-    "conv2d",
-    _conv_fwd,
+_CONV_VJPS = (
     lambda g, ans, x, w, b=None, **geo: _conv_input_grad(g, w, shape=x.shape, **geo),
     lambda g, ans, x, w, b=None, **geo: _conv_weight_grad(x, g, **geo),
     lambda g, ans, x, w, b=None, **geo: np.sum(g, axis=(0, 2, 3)),
-    uses_ans=False,
 )
+conv = defop("conv2d", _conv_fwd, *_CONV_VJPS, uses_ans=False)
+
+
+def _conv_act_op(name: str, act: Any, act_grad: Any) -> Any:
+    """``act(conv2d(...))`` as one primitive: the activation runs in place on the convolution's
+    output, and backward applies its derivative once (``prep``) before the convolution's VJPs,
+    so the pre-activation is never kept (as ops.linalg does for Linear)."""
+    return defop(f"conv2d_{name}", lambda x, w, b=None, **geo: act(_conv_fwd(x, w, b, **geo)),
+                 *_CONV_VJPS, prep=lambda g, ans, *args, **geo: act_grad(g, ans))
+
+
+_conv_act = {name: _conv_act_op(name, *fs) for name, fs in ACTIVATIONS_IN_PLACE.items()}
 conv_input_grad = defop(
     "conv2d_input_backward",
     _conv_input_grad_fwd,
@@ -403,6 +413,24 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
     """2-D cross-correlation of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in/groups,
     kh, kw), plus ``bias`` (C_out,): PyTorch's F.conv2d, padding "same"/"valid" included, as one
     (batched, for groups) GEMM per block of im2col columns."""
+    return _apply_conv(conv, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d_act(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+               dilation: Any = 1, groups: int = 1, activation: str = "relu") -> Tensor:
+    """``activation(conv2d(...))`` for ``activation`` in "relu", "tanh", "sigmoid", as one
+    primitive: the same values and gradients with one graph node, one array and one pass fewer
+    (nn.Sequential uses it for Conv2d + ReLU)."""
+    op = _conv_act.get(activation)
+    if op is None:
+        raise ValueError(f"conv2d_act: unknown activation {activation!r}; "
+                         f"use one of {', '.join(_conv_act)}")
+    return _apply_conv(op, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _apply_conv(op: Any, input: Any, weight: Any, bias: Any, stride: Any, padding: Any,
+                dilation: Any, groups: Any) -> Tensor:
+    """Check conv2d's arguments (clear errors), resolve the geometry and apply ``op``."""
     x, squeeze = _batched(input, "conv2d")
     xs, ws = np.shape(_raw(x)), np.shape(_raw(weight))
     if len(ws) != 4:
@@ -436,7 +464,7 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
         xs = np.shape(_raw(x))
     out_hw = _geometry(xs, **geo, op="conv2d")
     args = (x, weight) if bias is None else (x, weight, bias)
-    return _unbatch(conv(*args, **geo, out_hw=out_hw, groups=int(groups)), squeeze)
+    return _unbatch(op(*args, **geo, out_hw=out_hw, groups=int(groups)), squeeze)
 
 
 def pool_geometry(kernel_size: Any, stride: Any, padding: Any, op: str) -> dict:
@@ -472,4 +500,4 @@ def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
     return _unbatch(avg_pool(x, **geo, out_hw=out_hw), squeeze)
 
 
-__all__ = ["avg_pool2d", "conv2d", "max_pool2d"]
+__all__ = ["avg_pool2d", "conv2d", "conv2d_act", "max_pool2d"]

@@ -161,6 +161,70 @@ def test_grouped_conv2d_module_trains_and_keeps_its_shape():
     np.testing.assert_allclose(conv(x).data, cr.cat(halves, 1).data, rtol=1e-5, atol=1e-6)
 
 
+# -- Conv2d + ReLU/Tanh/Sigmoid as one primitive (nn.Sequential fuses them) -------------------
+ACTS = {"relu": cr.relu, "tanh": cr.tanh, "sigmoid": cr.sigmoid}
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("dtype", [cr.float32, cr.float64])
+def test_conv2d_act_is_bitwise_conv_then_activation(act, dtype):
+    """The fused primitive does the same arithmetic as the two ops it replaces."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in [(2, 4, 6, 5), (6, 2, 3, 2), (6,)]]
+    g = cr.tensor(rng.standard_normal((2, 6, 4, 2)), dtype=dtype)
+    geo = {"stride": (1, 2), "padding": "valid", "dilation": 1, "groups": 2}
+    results = []
+    for fused in (True, False):
+        x, w, b = (cr.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = (conv_ops.conv2d_act(x, w, b, **geo, activation=act) if fused
+             else ACTS[act](conv2d(x, w, b, **geo)))
+        (y * g).sum().backward()
+        results.append([y.data, x.grad.data, w.grad.data, b.grad.data])
+    for mine, unfused in zip(*results, strict=True):
+        np.testing.assert_array_equal(mine, unfused)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_conv2d_act_first_and_second_derivatives(act):
+    x, w, b = _conv_inputs((2, 3), True, seed=30)
+
+    def f(x, w, b):
+        return conv_ops.conv2d_act(x, w, b, 1, 1, activation=act)
+
+    def grad_norm(x, w):
+        gx, gw = grad((f(x, w, b) ** 2).sum(), (x, w), create_graph=True)
+        return (gx * gx).sum() + (gw * gw).sum()
+
+    assert cr.gradcheck(f, (x, w, b))
+    assert cr.gradcheck(grad_norm, (x, w), atol=1e-4)
+
+
+@pytest.mark.parametrize("act", [cr.nn.ReLU, cr.nn.Tanh, cr.nn.Sigmoid])
+def test_sequential_fuses_conv2d_and_activation_with_identical_results(act):
+    cr.manual_seed(3)
+    net = cr.nn.Sequential(Conv2d(2, 4, 3, padding=1), act(), Conv2d(4, 3, 2))
+    x = cr.tensor(np.random.default_rng(0).standard_normal((3, 2, 5, 5)), dtype=cr.float32)
+    results = []
+    for f in (net, lambda x: net[2](net[1](net[0](x)))):
+        net.zero_grad()
+        y = f(x)
+        y.pow(2).sum().backward()
+        results.append([y.data] + [p.grad.data.copy() for p in net.parameters()])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert net[0].fuse_next(net[1], x).grad_fn == f"Conv2D{act.__name__.capitalize()}Backward"
+    seen = []  # a forward hook must see the real intermediate: no fusion then
+    net[0].register_forward_hook(lambda m, i, o: seen.append(o))
+    assert net[0].fuse_next(net[1], x) is None
+    net(x)
+    assert seen[0].grad_fn == "Conv2DBackward"
+
+
+def test_conv2d_act_rejects_unknown_activations():
+    with pytest.raises(ValueError, match="unknown activation 'gelu'; use one of relu"):
+        conv_ops.conv2d_act(cr.zeros(1, 1, 4, 4), cr.zeros(2, 1, 3, 3), activation="gelu")
+
+
 def _net(F, x, w, b):
     """conv -> tanh -> max pool -> avg pool -> sum of squares (shared by both frameworks)."""
     h = F.conv2d(x, w, b, (2, 1), 1, (1, 2)).tanh()
