@@ -343,18 +343,22 @@ def test_mlp_in_sequential_trains_in_float32():
         assert net(x).shape == (16, 3)
 
 
-# -- nn.Sequential fuses Linear + ReLU/Tanh/Sigmoid into one primitive ---------------------------
-def _two_nets(act, seed=0):
-    """The same Linear -> act -> Linear net twice: in a Sequential, and applied by hand."""
+# -- nn.Sequential fuses Linear/Conv2d + ReLU/Tanh/Sigmoid into one primitive --------------------
+def _two_nets(act, kind="Linear", seed=0):
+    """The same Linear (or Conv2d) -> act -> Linear (Conv2d) net twice: in a Sequential, and
+    applied by hand."""
     cr.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(6, 5), act(), nn.Linear(5, 3))
+    first, last = ((nn.Linear(6, 5), nn.Linear(5, 3)) if kind == "Linear"
+                   else (nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 3, 2)))
+    net = nn.Sequential(first, act(), last)
     return net, lambda x: net[2](net[1](net[0](x)))
 
 
+@pytest.mark.parametrize("kind,shape", [("Linear", (4, 6)), ("Conv2D", (3, 2, 5, 5))])
 @pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid])
-def test_sequential_fuses_linear_and_activation_with_identical_results(act):
-    net, by_hand = _two_nets(act)
-    x = cr.tensor(np.random.default_rng(0).standard_normal((4, 6)), dtype=cr.float32)
+def test_sequential_fuses_a_layer_and_activation_with_identical_results(act, kind, shape):
+    net, by_hand = _two_nets(act, kind)
+    x = cr.tensor(np.random.default_rng(0).standard_normal(shape), dtype=cr.float32)
     results = []
     for f in (net, by_hand):
         net.zero_grad()
@@ -364,16 +368,17 @@ def test_sequential_fuses_linear_and_activation_with_identical_results(act):
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
     fused = net[0].fuse_next(net[1], x)
-    assert fused.grad_fn == f"Linear{act.__name__.capitalize()}Backward"
+    assert fused.grad_fn == f"{kind}{act.__name__.capitalize()}Backward"
 
 
-def test_sequential_does_not_fuse_when_a_hook_would_see_the_intermediate():
-    net, _ = _two_nets(nn.ReLU)
+@pytest.mark.parametrize("kind,shape", [("Linear", (8, 6)), ("Conv2D", (3, 2, 5, 5))])
+def test_sequential_does_not_fuse_when_a_hook_would_see_the_intermediate(kind, shape):
+    net, _ = _two_nets(nn.ReLU, kind)
     seen = []
     net[0].register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
     net[1].register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
-    net(cr.randn(8, 6))
-    assert len(seen) == 2 and seen[0] < 0 <= seen[1]  # the linear output, then the ReLU's
+    net(cr.randn(*shape))
+    assert len(seen) == 2 and seen[0] < 0 <= seen[1]  # the layer's output, then the ReLU's
 
 
 def test_sequential_does_not_fuse_subclasses():
