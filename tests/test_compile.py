@@ -359,6 +359,25 @@ def test_batchnorm_running_statistics_are_replayed():
     assert int(compiled[0][1].num_batches_tracked.item()) == 5
 
 
+@pytest.mark.parametrize("frozen", [False, True])  # True: batch norm in eval mode, fine-tuning
+def test_conv_batchnorm_and_layernorm_model_matches_eager(frozen):
+    def make():
+        cr.manual_seed(2)
+        # no conv bias before batch norm: its gradient is zero but for rounding, which Adam
+        # would blow up to full steps in different directions in the two runs
+        m = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
+                          nn.Flatten(), nn.LayerNorm(3 * 5 * 5), nn.Linear(3 * 5 * 5, 3))
+        if frozen:
+            m[1].running_mean.data[:] = [0.1, -0.2, 0.3]
+            m[1].eval()
+        return m, _classifier_step(m, optim.Adam(m.parameters(), lr=0.01))
+
+    rng = np.random.default_rng(2)
+    batches = [(cr.tensor(rng.normal(size=(6, 2, 5, 5)).astype(np.float32)),
+                cr.tensor(rng.integers(0, 3, 6))) for _ in range(4)]
+    _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
+
+
 def test_gradient_clipping_by_value_is_replayed():
     def make():
         m = _mlp()

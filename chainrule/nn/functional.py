@@ -12,7 +12,7 @@ from .._mode import no_grad
 from .._random import Generator, rng
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from ..ops.conv import avg_pool2d, conv2d, max_pool2d
-from ..ops.nn import gelu, normalize, softsign
+from ..ops.nn import gelu, moments_, normalize, softsign
 from ..tensor import Tensor
 from .losses import (
     binary_cross_entropy,
@@ -69,22 +69,21 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 f"batch_norm needs more than 1 value per channel when training, got input of "
                 f"shape {x.shape}; use a larger batch or call .eval()"
             )
-        if running_mean is not None or running_var is not None:
-            # tensor ops and in-place tensor methods, so chainrule.compile replays the update
-            with no_grad():
-                mean = input.mean(dim=axes, keepdim=True)
-                var = ((input - mean) ** 2).mean(dim=axes, keepdim=True)
-                if running_mean is not None:
-                    running_mean.mul_(1.0 - momentum).add_(mean.reshape(c), alpha=momentum)
-                if running_var is not None:
-                    running_var.mul_(1.0 - momentum).add_(var.reshape(c),
-                                                          alpha=momentum * n / (n - 1))
-        return normalize(input, weight, bias, axes, axes, pshape, eps)
+        # the batch statistics, computed once for the running averages and the normalisation;
+        # tensor ops and in-place tensor methods, so chainrule.compile replays the update
+        stats = moments_(input, axes=axes)
+        mean, var = stats[0], stats[1]
+        with no_grad():
+            if running_mean is not None:
+                running_mean.mul_(1.0 - momentum).add_(mean.reshape(c), alpha=momentum)
+            if running_var is not None:
+                running_var.mul_(1.0 - momentum).add_(var.reshape(c),
+                                                      alpha=momentum * n / (n - 1))
+        return normalize(input, weight, bias, axes, axes, pshape, eps, mean, var)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are required when not training")
-    mean = running_mean.data.reshape(pshape)
-    var = running_var.data.reshape(pshape)
-    return normalize(input, weight, bias, axes, axes, pshape, eps, mean, var, fixed=True)
+    return normalize(input, weight, bias, axes, axes, pshape, eps, running_mean.reshape(pshape),
+                     running_var.reshape(pshape), fixed=True)
 
 
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._core import defop, poly
+from ._core import defop, nondiff, poly
 from .elementwise import erf, sigmoid_poly, softplus_
 from .reduce import softmax_
 
@@ -314,24 +314,48 @@ binary_cross_entropy_with_logits_ = defop(
 
 
 # -- normalisation -------------------------------------------------------------------------------
-def _moments(x: Any, axes: tuple) -> tuple[Any, Any]:
+# One primitive for batch and layer norm: y = (x - mean) / sqrt(var + eps) * weight + bias, the
+# statistics (keepdims arrays) passed in as arguments. They are computed once per forward (by
+# ``moments``, or the running statistics in eval mode), so no VJP recomputes them on arrays.
+# On arrays the VJPs take a fast path (few passes, fewer full-size temporaries); on Tensors
+# (create_graph, or a compiled step being traced) the plain formulas below stay differentiable
+# and, unless ``fixed``, recompute the statistics from x so their dependence on x is recorded.
+
+
+def _moments_fwd(x: np.ndarray, axes: tuple) -> np.ndarray:
+    """Mean and biased variance over ``axes`` (keepdims), stacked: shape (2, *kept). The mean
+    is accumulated in float64: a float32 sum over several axes loses digits that the centred
+    values (and so every gradient) would inherit, 10x more than PyTorch's when the mean is large
+    against the spread."""
+    mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype, copy=False)
+    sq = np.subtract(x, mean)
+    np.square(sq, out=sq)
+    return np.stack([mean, np.mean(sq, axis=axes, keepdims=True)])
+
+
+moments_ = nondiff("moments", _moments_fwd)
+
+
+def _graph_moments(x: Any, axes: tuple) -> tuple[Any, Any]:
     mean = np.mean(x, axis=axes, keepdims=True)
     xc = x - mean
     return mean, np.mean(xc * xc, axis=axes, keepdims=True)
 
 
-def _xhat(x: Any, axes: tuple, eps: float, mean: Any, var: Any, fixed: bool) -> tuple[Any, Any]:
-    """Normalised input and 1/std. Statistics passed in are used when fixed (eval mode) or on the
-    plain-array path; under create_graph batch statistics are recomputed from x, differentiably."""
-    if mean is None or not (fixed or isinstance(x, np.ndarray)):
-        mean, var = _moments(x, axes)
+def _graph_xhat(x: Any, axes: tuple, eps: float, mean: Any, var: Any, fixed: bool
+                ) -> tuple[Any, Any]:
+    """Normalised input and 1/std on Tensors: batch statistics recomputed from x (so that
+    their gradient is recorded) unless they are constants (``fixed``, eval mode)."""
+    if not fixed:
+        mean, var = _graph_moments(x, axes)
     invstd = 1.0 / np.sqrt(var + eps)
     return (x - mean) * invstd, invstd
 
 
-def _norm_fwd(x: np.ndarray, w: Any, b: Any, axes: tuple, waxes: tuple, pshape: tuple,
-              eps: float, mean: Any = None, var: Any = None, fixed: bool = False) -> np.ndarray:
-    y, _ = _xhat(x, axes, eps, mean, var, fixed)
+def _norm_fwd(x: np.ndarray, w: Any, b: Any, mean: np.ndarray, var: np.ndarray, *, axes: tuple,
+              waxes: tuple, pshape: tuple, eps: float, fixed: bool = False) -> np.ndarray:
+    y = np.subtract(x, mean)
+    y *= 1.0 / np.sqrt(var + eps)
     if w is not None:
         y *= np.reshape(w, pshape)
     if b is not None:
@@ -339,32 +363,73 @@ def _norm_fwd(x: np.ndarray, w: Any, b: Any, axes: tuple, waxes: tuple, pshape: 
     return y
 
 
-def _norm_vjp_x(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
-                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
-                fixed: bool = False) -> Any:
-    xhat, invstd = _xhat(x, axes, eps, mean, var, fixed)
+def _norm_grads_graph(g: Any, x: Any, w: Any, b: Any, mean: Any, var: Any, axes: tuple,
+                      waxes: tuple, pshape: tuple, eps: float, fixed: bool) -> tuple:
+    """(dx, dweight, dbias) on Tensors, by the plain differentiable formulas."""
+    xhat, invstd = _graph_xhat(x, axes, eps, mean, var, fixed)
     gx = g if w is None else g * np.reshape(w, pshape)
     if fixed:
-        return gx * invstd
-    mg = np.mean(gx, axis=axes, keepdims=True)
-    mgx = np.mean(gx * xhat, axis=axes, keepdims=True)
-    return (gx - mg - xhat * mgx) * invstd
+        dx = gx * invstd
+    else:
+        mg = np.mean(gx, axis=axes, keepdims=True)
+        mgx = np.mean(gx * xhat, axis=axes, keepdims=True)
+        dx = (gx - mg - xhat * mgx) * invstd
+    dw = None if w is None else np.reshape(np.sum(g * xhat, axis=waxes), np.shape(w))
+    db = None if b is None else np.reshape(np.sum(g, axis=waxes), np.shape(b))
+    return dx, dw, db
 
 
-def _norm_vjp_w(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
-                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
-                fixed: bool = False) -> Any:
-    xhat, _ = _xhat(x, axes, eps, mean, var, fixed)
-    return np.reshape(np.sum(g * xhat, axis=waxes), np.shape(w))
+def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.ndarray,
+                       var: np.ndarray, axes: tuple, waxes: tuple, pshape: tuple, eps: float,
+                       fixed: bool) -> tuple:
+    """(dx, dweight, dbias) on arrays, in few passes and two or three full-size arrays: with
+    xc = x - mean, n values per statistic and gx = g * weight,
+    dx = invstd * gx - invstd * sum(gx) / n - xc * invstd^3 * sum(gx * xc) / n (over ``axes``),
+    dweight = sum(g * xc * invstd), dbias = sum(g) (over ``waxes``)."""
+    invstd = 1.0 / np.sqrt(var + eps)
+    n = x.size // invstd.size
+    wr = None if w is None else np.reshape(w, (1,) * (x.ndim - len(pshape)) + tuple(pshape))
+    # batch norm: the weight is constant over each statistic's values, so it factors out
+    per_stat = wr is None or all(wr.shape[a] == 1 for a in axes)
+    gx = g if per_stat else g * wr
+    scale = invstd if per_stat and wr is None else (invstd * wr if per_stat else invstd)
+    xc = np.subtract(x, mean)
+    prod = np.multiply(gx, xc)  # becomes dx at the end
+    sum_gxc = np.sum(prod, axis=axes, keepdims=True)
+    if w is None:
+        dw = None
+    elif per_stat and tuple(waxes) == tuple(axes):  # batch norm: sum_gxc is sum(g * xc)
+        dw = np.reshape(sum_gxc * invstd, np.shape(w))
+    else:
+        np.multiply(g, xc, out=prod)
+        prod *= invstd
+        dw = np.reshape(np.sum(prod, axis=waxes), np.shape(w))
+    sum_gx = np.sum(gx, axis=axes, keepdims=True)
+    if b is None:
+        db = None
+    elif tuple(waxes) == tuple(axes) and per_stat:
+        db = np.reshape(sum_gx, np.shape(b))
+    else:
+        db = np.reshape(np.sum(g, axis=waxes), np.shape(b))
+    dx = np.multiply(gx, scale, out=prod)
+    if not fixed:
+        xc *= sum_gxc * (-(invstd * invstd) * scale / n)
+        xc -= sum_gx * (scale / n)
+        dx += xc
+    return dx, dw, db
 
 
-def _norm_vjp_b(g: Any, ans: Any, x: Any, w: Any, b: Any, axes: tuple, waxes: tuple,
-                pshape: tuple, eps: float, mean: Any = None, var: Any = None,
-                fixed: bool = False) -> Any:
-    return np.reshape(np.sum(g, axis=waxes), np.shape(b))
+def _norm_grads(g: Any, ans: Any, x: Any, w: Any, b: Any, mean: Any, var: Any, *, axes: tuple,
+                waxes: tuple, pshape: tuple, eps: float, fixed: bool = False) -> tuple:
+    """The op's ``prep``: all three gradients at once, which share most of their work; each VJP
+    then takes its own."""
+    grads = _norm_grads_graph if not isinstance(g, np.ndarray) else _norm_grads_arrays
+    return grads(g, x, w, b, mean, var, axes, waxes, pshape, eps, fixed)
 
 
-normalize_ = defop("normalize", _norm_fwd, _norm_vjp_x, _norm_vjp_w, _norm_vjp_b)
+normalize_ = defop("normalize", _norm_fwd, lambda grads, *_, **__: grads[0],
+                   lambda grads, *_, **__: grads[1], lambda grads, *_, **__: grads[2],
+                   prep=_norm_grads, uses_ans=False)
 
 
 def normalize(x: Any, weight: Any, bias: Any, axes: tuple, waxes: tuple, pshape: tuple,
@@ -372,10 +437,14 @@ def normalize(x: Any, weight: Any, bias: Any, axes: tuple, waxes: tuple, pshape:
     """``(x - mean) / sqrt(var + eps) * weight + bias`` as one node (batch norm and layer norm).
 
     Statistics reduce over ``axes``; ``weight``/``bias`` (or None) are reshaped to ``pshape`` and
-    their gradients summed over ``waxes``. ``mean``/``var`` (keepdims arrays) may be passed in
-    precomputed; with ``fixed=True`` they are constants (batch norm in eval mode)."""
-    return normalize_(x, weight, bias, axes=axes, waxes=waxes, pshape=pshape, eps=eps,
-                      mean=mean, var=var, fixed=fixed)
+    their gradients summed over ``waxes``. ``mean``/``var`` (keepdims, no gradient) are this
+    batch's statistics of x, computed here when not given; with ``fixed=True`` they are
+    constants instead (batch norm in eval mode), and x's gradient treats them so."""
+    if mean is None or var is None:
+        stats = moments_(x, axes=axes)
+        mean, var = stats[0], stats[1]
+    return normalize_(x, weight, bias, mean, var, axes=axes, waxes=waxes, pshape=pshape, eps=eps,
+                      fixed=fixed)
 
 
 # -- activations that would otherwise take several nodes -----------------------------------------

@@ -269,6 +269,28 @@ def test_batchnorm_second_derivative_matches_torch(torch):
     np.testing.assert_allclose(w.grad.data, wt.grad.numpy(), rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "CHWN"])  # CHWN: a convolution's output
+def test_batchnorm_float32_gradients_are_accurate_for_offset_inputs(layout):
+    """float32 gradients stay close to a float64 reference of the same input even when the mean
+    is large against the spread (PyTorch: 6e-7 and 4e-6 of the largest gradient here)."""
+    rng = np.random.default_rng(5)
+    x0, g0 = rng.normal(50, 0.1, (16, 4, 5, 6)), rng.standard_normal((16, 4, 5, 6))
+    x0 = x0.astype(np.float32).astype(np.float64)  # the same input values for both precisions
+    grads = {}
+    for dtype in (np.float32, np.float64):
+        bn = nn.BatchNorm2d(4)
+        bn.weight.data = np.linspace(0.5, 2, 4).astype(dtype)
+        bn.bias.data = bn.bias.data.astype(dtype)
+        arr = x0.astype(dtype)
+        if layout == "CHWN":
+            arr = np.ascontiguousarray(arr.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+        x = cr.tensor(arr, dtype=dtype, requires_grad=True)
+        bn(x).backward(cr.tensor(g0, dtype=dtype))
+        grads[dtype] = [x.grad.data, bn.weight.grad.data, bn.bias.grad.data]
+    for lo, hi in zip(grads[np.float32], grads[np.float64], strict=True):
+        np.testing.assert_allclose(lo, hi, rtol=0, atol=1e-5 * np.abs(hi).max())
+
+
 def test_batchnorm_errors():
     with pytest.raises(ValueError, match=r"BatchNorm1d expects input of shape \(N, C\)"):
         nn.BatchNorm1d(3)(cr.ones(2, 3, 4, 5))
