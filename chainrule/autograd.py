@@ -227,7 +227,7 @@ def _traced_leaf_grad(t: Tensor, g: Tensor, tracer: Any, given: dict[int, Any]) 
 def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: dict[int, Any]) -> None:
     if create_graph:
         # clone: a writable array of its own, never a view shared with another leaf's .grad
-        t.grad = clone(g) if t.grad is None else t.grad + g
+        t._grad = clone(g) if t._grad is None else t._grad + g
         return
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
@@ -235,7 +235,7 @@ def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: dict[int, Any
         if id(g) in given or not (g.flags.owndata and g.flags.writeable):
             g = np.array(g)
         given[id(g)] = g
-        t.grad = Tensor._make(g)
+        t._grad = Tensor._make(g)
         return
     acc = t.grad.data
     if acc.shape == g.shape and acc.dtype == g.dtype and acc.flags.writeable:

@@ -25,6 +25,7 @@ recorded) and Python values read from ``.data``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
@@ -92,6 +93,12 @@ class _Tracer:
     def record_opaque(self, method: Callable, args: tuple, kw: dict) -> None:
         self.nodes.append(_Node("opaque", method, args, kw))
 
+    def grad_assigned(self, t: Tensor, value: Any) -> None:
+        """The step set ``t.grad``: ``= None`` is replayed where it happened; a tensor can't be."""
+        if value is not None:
+            self.unsupported("assigning a tensor to .grad")
+        self.record_opaque(functools.partial(_clear_grad, t), (), {})  # this tensor object
+
     def value_read(self, t: Tensor, what: str) -> None:
         raise CompileError(
             f"compile: the step reads a tensor's value ({what}) at {user_frame()}; the tape "
@@ -102,6 +109,11 @@ class _Tracer:
     def unsupported(self, what: str) -> None:
         raise CompileError(f"compile: {what} is not supported in a compiled step "
                            f"(at {user_frame()}); remove it or don't compile this step")
+
+
+def _clear_grad(t: Tensor) -> None:
+    """``t.grad = None``, as a compiled step replays it."""
+    t._grad = None
 
 
 def _plain(v: Any) -> bool:
@@ -129,13 +141,16 @@ def _flat(x: Any, skip: type | None = None) -> Iterator[Any]:
 
 # -- optimisers and schedulers: their Python methods are replayed as calls ----------------------
 def _opaque_methods() -> list[tuple[type, str]]:
-    """(class, method) pairs whose calls are recorded whole: every optimiser's step/zero_grad and
-    every learning-rate scheduler's step (they keep Python state such as step counts)."""
+    """(class, method) pairs whose calls are recorded whole: every optimiser's step/zero_grad,
+    every learning-rate scheduler's step (they keep Python state such as step counts) and
+    every module's zero_grad (it may write the gradients' arrays directly)."""
+    from .nn.module import Module
     from .optim import Optimizer
     from .optim.lr_scheduler import LRScheduler
 
     pairs = []
-    for base, names in ((Optimizer, ("step", "zero_grad")), (LRScheduler, ("step",))):
+    for base, names in ((Optimizer, ("step", "zero_grad")), (LRScheduler, ("step",)),
+                        (Module, ("zero_grad",))):
         todo, seen = [base], set()
         while todo:
             cls = todo.pop()
@@ -413,9 +428,6 @@ class _Tape:
         self._pack_sgd(tracer, live)
         self._plan(nodes, live, outputs)
         body = head + self._guards(tracer) + self.lines
-        for node in nodes:  # a step that ends with p.grad = None: do it again on replay
-            if node.kind == "leaf" and node.tensor.grad is None:
-                body.append(f"{self._const(node.tensor, 'p')}.grad = None")
         body.append("return " + self._result_expr(result))
         nargs = len(inputs)
         params = ", ".join(f"a{k}" for k in range(nargs))

@@ -29,7 +29,7 @@ class Tensor:
     such a tensor also has ``_seq``, its creation number (backward visits nodes newest first).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_seq", "_hooks", "_origin",
+    __slots__ = ("data", "_grad", "requires_grad", "_ctx", "_seq", "_hooks", "_origin",
                  "_version", "_saved_version", "__weakref__")
     __array_priority__ = 1000  # NumPy defers binary operators to Tensor
 
@@ -41,19 +41,31 @@ class Tensor:
                 "pass dtype=chainrule.float32"
             )
         self.data = arr
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None
         self._hooks: list | None = None
         self._origin: str | None = None
         self._version = 0  # bumped by every in-place change; backward checks it (see apply)
 
+    @property
+    def grad(self) -> Tensor | None:
+        """dLoss/dself, accumulated by ``backward()``; None until then (or after zero_grad)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        # a step being compiled must replay this assignment (p.grad = None), or refuse it
+        if _core.TRACER is not None:
+            _core.TRACER.grad_assigned(self, value)
+        self._grad = value
+
     # -- fast constructors used by the ops and the engine ------------------------------------
     @staticmethod
     def _make(data: np.ndarray, requires_grad: bool = False, ctx: Any = None) -> Tensor:
         t = object.__new__(Tensor)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.requires_grad = requires_grad
         t._ctx = ctx
         t._hooks = None

@@ -106,6 +106,47 @@ def test_manual_sgd_with_grad_reset_matches_eager():
         assert q.grad is None and p.grad is None
 
 
+@pytest.mark.parametrize("reset", ["model.zero_grad()", "model.zero_grad(set_to_none=False)",
+                                   "p.grad = None"])
+def test_gradients_reset_by_the_model_or_by_hand_are_reset_on_replay(reset):
+    """Not only the optimiser's zero_grad: a reset the tape did not replay would let gradients
+    pile up from call to call, silently."""
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            if reset == "p.grad = None":
+                for p in m.parameters():
+                    p.grad = None
+            else:
+                m.zero_grad(set_to_none=reset == "model.zero_grad()")
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(4))
+
+
+def test_assigning_a_gradient_tensor_is_refused():
+    m = _mlp()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, y):
+        loss = loss_fn(m(x), y)
+        loss.backward()
+        for p in m.parameters():
+            p.grad = p.grad * 0.5
+        return loss
+
+    with pytest.raises(CompileError, match=r"assigning a tensor to \.grad is not supported"):
+        compile(step)(*_batches(1)[0])
+
+
 def test_gradient_accumulation_without_zero_grad():
     def make():
         m = _mlp()
