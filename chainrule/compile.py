@@ -16,8 +16,10 @@ traces again (up to ``max_tapes`` kept); Python code in ``fn`` runs only while t
 a tensor's value there (``.item()``, ``float(t)``, ``bool(t)``, ``.numpy()``, ``.tolist()``)
 raises ``CompileError`` naming the line, and so do random draws (dropout in training mode) and
 gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays are reused from step
-to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), the step
-traces again. Not seen by the tracer, so not replayed: NumPy work done directly on ``.data``
+to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``) or a
+module that ran switches between ``train()`` and ``eval()``, the step traces again. Gradient
+resets are replayed: ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None``
+(assigning a tensor to ``.grad`` raises ``CompileError``). Not seen by the tracer, so not replayed: NumPy work done directly on ``.data``
 arrays (use the in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are
 recorded) and Python values read from ``.data``.
 """
@@ -65,6 +67,11 @@ class _Tracer:
     def __init__(self) -> None:
         self.nodes: list[_Node] = []
         self.tensors: dict[int, Tensor] = {}  # id(array) -> a tensor that held it (for guards)
+        self.modes: dict[int, tuple[Any, bool]] = {}  # id(module) -> (module, its .training)
+
+    def module_called(self, module: Any) -> None:
+        """A module ran: the tape holds for its train/eval mode of now (guarded on replay)."""
+        self.modes.setdefault(id(module), (module, module.training))
 
     def record_op(self, op: Op, args: tuple, datas: list, kw: dict, out: np.ndarray) -> None:
         for a in args:
@@ -499,8 +506,11 @@ class _Tape:
         return True
 
     def _guards(self, tracer: _Tracer) -> list[str]:
-        """Retrace if a tensor whose array the tape reads got a new array (model.to(...))."""
-        conds, seen = [], set()
+        """Retrace if a tensor whose array the tape reads got a new array (model.to(...)), or a
+        module that ran changed between train() and eval() (dropout, batch norm)."""
+        conds = [f"{self._const(m, 'm')}.training is not {flag}"
+                 for m, flag in tracer.modes.values()]
+        seen = set()
         for v in self.values.values():
             t = tracer.tensors.get(id(v.array)) if v.kind == "ext" else None
             if t is not None and (id(t), v.name) not in seen:  # one check per tensor and array

@@ -419,6 +419,24 @@ def test_conv_batchnorm_and_layernorm_model_matches_eager(frozen):
     _assert_same_training(make, batches, rtol=1e-5, atol=1e-6)
 
 
+def test_switching_a_module_between_train_and_eval_retraces():
+    """The tape is only valid for the modes the modules ran in: batch norm in eval mode uses
+    its running statistics, so after model.eval() the compiled function traces again."""
+    cr.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 3), nn.BatchNorm1d(3))
+    f = compile(lambda x: m(x))
+    x = _batches(1, batch=8)[0][0]
+    for mode in ("train", "eval", "eval", "train"):
+        getattr(m, mode)()
+        out = f(x).data
+        stats = m[1].running_mean.data.copy()
+        expected = m(x).data  # eager, in the same mode (train mode moves the statistics again)
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7, err_msg=mode)
+        if mode == "eval":
+            np.testing.assert_array_equal(m[1].running_mean.data, stats)
+    assert f.traces == 3  # train, eval, train again
+
+
 def test_gradient_clipping_by_value_is_replayed():
     def make():
         m = _mlp()

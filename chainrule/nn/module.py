@@ -13,6 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..ops import _core
 from ..tensor import Tensor, as_array
 
 
@@ -96,6 +97,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _core.TRACER is not None:  # chainrule.compile guards the tape on this module's mode
+            _core.TRACER.module_called(self)
         out = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
