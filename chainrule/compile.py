@@ -19,9 +19,10 @@ gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays ar
 to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``) or a
 module that ran switches between ``train()`` and ``eval()``, the step traces again. Gradient
 resets are replayed: ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None``
-(assigning a tensor to ``.grad`` raises ``CompileError``). Not seen by the tracer, so not replayed: NumPy work done directly on ``.data``
-arrays (use the in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are
-recorded) and Python values read from ``.data``.
+(assigning a tensor to ``.grad`` raises ``CompileError``). Not seen by the tracer, so not
+replayed: NumPy work done directly on ``.data`` arrays (use the in-place tensor methods -
+``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded) and Python values read from
+``.data``.
 """
 
 from __future__ import annotations
