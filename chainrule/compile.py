@@ -16,10 +16,11 @@ traces again (up to ``max_tapes`` kept); Python code in ``fn`` runs only while t
 a tensor's value there (``.item()``, ``float(t)``, ``bool(t)``, ``.numpy()``, ``.tolist()``)
 raises ``CompileError`` naming the line, and so do random draws (dropout in training mode) and
 gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays are reused from step
-to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``) or a
-module that ran switches between ``train()`` and ``eval()``, the step traces again. Gradient
-resets are replayed: ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None``
-(assigning a tensor to ``.grad`` raises ``CompileError``). Not seen by the tracer, so not
+to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), a
+tensor the tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switches
+between ``train()`` and ``eval()``, the step traces again. Gradient resets are replayed:
+``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None`` (assigning a tensor to
+``.grad`` raises ``CompileError``). Not seen by the tracer, so not
 replayed: NumPy work done directly on ``.data`` arrays (use the in-place tensor methods -
 ``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded) and Python values read from
 ``.data``.
@@ -507,8 +508,9 @@ class _Tape:
         return True
 
     def _guards(self, tracer: _Tracer) -> list[str]:
-        """Retrace if a tensor whose array the tape reads got a new array (model.to(...)), or a
-        module that ran changed between train() and eval() (dropout, batch norm)."""
+        """Retrace if a tensor whose array the tape reads got a new array (model.to(...)) or
+        was frozen or unfrozen (requires_grad), or a module that ran changed between train()
+        and eval() (dropout, batch norm)."""
         conds = [f"{self._const(m, 'm')}.training is not {flag}"
                  for m, flag in tracer.modes.values()]
         seen = set()
@@ -516,7 +518,11 @@ class _Tape:
             t = tracer.tensors.get(id(v.array)) if v.kind == "ext" else None
             if t is not None and (id(t), v.name) not in seen:  # one check per tensor and array
                 seen.add((id(t), v.name))
-                conds.append(f"{self._const(t, 't')}.data is not {v.name}")
+                name = self._const(t, "t")
+                conds.append(f"{name}.data is not {v.name}")
+                if (id(t), None) not in seen:
+                    seen.add((id(t), None))
+                    conds.append(f"{name}.requires_grad is not {t.requires_grad}")
         if not conds:
             return []
         return [f"if {' or '.join(conds)}:", "    return _RETRACE"]

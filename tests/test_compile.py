@@ -437,6 +437,25 @@ def test_switching_a_module_between_train_and_eval_retraces():
     assert f.traces == 3  # train, eval, train again
 
 
+def test_freezing_and_unfreezing_a_layer_retraces():
+    """requires_grad decides what backward computes: a layer frozen after tracing must stop
+    training (the tape would go on updating it), and train again when unfrozen."""
+    def make():
+        m = _mlp()
+        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+
+    (m1, s1), (m2, s2) = make(), make()
+    c2 = compile(s2)
+    for k, (x, y) in enumerate(_batches(6)):
+        for m in (m1, m2):
+            for p in m[0].parameters():
+                p.requires_grad = k not in (2, 3)
+        np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
+    assert c2.traces == 3
+
+
 def test_gradient_clipping_by_value_is_replayed():
     def make():
         m = _mlp()
