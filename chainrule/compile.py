@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ._mode import state
 from ._random import default_generator
 from .ops import _core
 from .ops._core import Op, user_frame
@@ -94,6 +95,13 @@ class _Tracer:
         recorded and replayed whole."""
         if all(_plain(v) for v in _flat((args, kw), skip=Tensor)):
             return vjp(g, ans, *args, **kw)
+        if state.grad_enabled:  # create_graph: a VJP called whole would be a constant
+            raise CompileError(
+                f"compile: a gradient with create_graph=True goes through a backward step "
+                f"({getattr(vjp, '__qualname__', vjp)}) that works on non-tensor data the tape "
+                f"would freeze, so its second derivative can't be replayed (at {user_frame()}); "
+                "don't compile this step"
+            )
         datas = (g.data, ans.data, *(a.data if isinstance(a, Tensor) else a for a in args))
         out = np.asarray(vjp(*datas, **kw))
         self.nodes.append(_Node("call", vjp, datas, dict(kw), out))

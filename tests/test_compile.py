@@ -456,6 +456,82 @@ def test_freezing_and_unfreezing_a_layer_retraces():
     assert c2.traces == 3
 
 
+def _penalty_step(m, opt, loss_fn):
+    """A loss plus a penalty on the input gradient: a second derivative in every step."""
+    def step(x, y):
+        opt.zero_grad()
+        x = x.clone().requires_grad_()
+        loss = loss_fn(m(x), y)
+        (gx,) = cr.autograd.grad(loss, (x,), create_graph=True)
+        total = loss + 0.1 * (gx * gx).sum()
+        total.backward()
+        opt.step()
+        return total
+
+    return step
+
+
+def test_input_gradient_penalty_matches_eager():
+    def make():
+        m = _mlp()
+        mse = nn.MSELoss()
+        return m, _penalty_step(m, optim.Adam(m.parameters(), lr=0.01),
+                                lambda out, y: mse(out, nn.functional.one_hot(y, 3).float()))
+
+    _assert_same_training(make, _batches(4), rtol=1e-5, atol=1e-6)
+
+
+def test_second_derivative_through_cross_entropy_is_refused():
+    """Its backward picks labels with NumPy, which a tape would freeze: a clear error, not a
+    silently constant gradient."""
+    m = _mlp()
+    step = compile(_penalty_step(m, optim.SGD(m.parameters(), lr=0.1), nn.CrossEntropyLoss()))
+    with pytest.raises(CompileError, match=r"create_graph=True .*_cross_entropy_vjp"):
+        step(*_batches(1)[0])
+
+
+def test_gradient_norm_clipping_is_replayed():
+    """The norm (and so the scale) is computed again from every step's gradients."""
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.5)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(m.parameters(), 0.05)
+            opt.step()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(5))
+
+
+def test_regression_targets_of_another_dtype_are_converted_every_step():
+    """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
+    def make():
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        mse = nn.MSELoss()
+
+        def step(x, t):
+            opt.zero_grad()
+            loss = mse(m(x), t)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return m, step
+
+    rng = np.random.default_rng(3)
+    batches = [(cr.tensor(rng.normal(size=(4, 6)).astype(np.float32)),
+                cr.tensor(rng.normal(size=(4, 3)), dtype=cr.float64)) for _ in range(4)]
+    _assert_same_training(make, batches)
+
+
 def test_gradient_clipping_by_value_is_replayed():
     def make():
         m = _mlp()

@@ -10,10 +10,21 @@ import numpy as np
 
 from .._mode import no_grad
 from .._random import Generator, rng
-from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from ..ops import (
+    elu,
+    leaky_relu,
+    linear,
+    log_softmax,
+    nondiff,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    tanh,
+)
 from ..ops.conv import avg_pool2d, conv2d, max_pool2d
 from ..ops.nn import gelu, moments_, normalize, softsign
-from ..tensor import Tensor
+from ..tensor import Tensor, _no_value_under_trace
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -107,9 +118,18 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     labels = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot expects integer class labels, got dtype {labels.dtype}")
-    if num_classes == -1:
+    if num_classes == -1:  # the output's shape from the labels' values: not in a compiled step
+        if isinstance(tensor, Tensor):
+            _no_value_under_trace(tensor, "one_hot without num_classes")
         num_classes = int(labels.max()) + 1 if labels.size else 0
+    return _one_hot(tensor, num_classes=num_classes)
+
+
+def _one_hot_fwd(labels: np.ndarray, num_classes: int) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"one_hot: labels must be in [0, {num_classes}), got {labels.min()}.."
+        raise IndexError(f"one_hot: labels must be in [0, {num_classes}), got {labels.min()}.."
                          f"{labels.max()}")
-    return Tensor._make((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+    return (labels[..., None] == np.arange(num_classes)).astype(np.int64)
+
+
+_one_hot = nondiff("one_hot", _one_hot_fwd)  # an operation: a compiled step replays it

@@ -43,11 +43,14 @@ def _array(x: Any, dtype: Any = None) -> np.ndarray | None:
 
 def _target(target: Any, input: Tensor) -> Any:
     """A constant target in the input's dtype (float64 labels must not turn a float32 loss into
-    float64); a target that requires grad is left as it is."""
+    float64); a target that requires grad is left as it is. The conversion is an operation (a
+    compiled step converts each new batch's target, not the first one's forever)."""
     if isinstance(target, Tensor) and target.requires_grad:
         return target
-    return Tensor._make(np.asarray(target.data if isinstance(target, Tensor) else target,
-                                  input.dtype))
+    data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if data.dtype == input.dtype:
+        return target if isinstance(target, Tensor) else Tensor._make(data)
+    return ops.cast(target, input.dtype)
 
 
 def _warn_broadcast(name: str, input: Any, target: Any) -> None:

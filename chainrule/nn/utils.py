@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..ops import cat
+from ..ops import cat, nondiff
 from ..tensor import Tensor
 
 __all__ = [
@@ -25,10 +25,6 @@ def _as_list(tensors: Tensor | Iterable[Tensor]) -> list[Tensor]:
     return [tensors] if isinstance(tensors, Tensor) else list(tensors)
 
 
-def _grads(parameters: Tensor | Iterable[Tensor]) -> list[np.ndarray]:
-    return [p.grad.data for p in _as_list(parameters) if p.grad is not None]
-
-
 def _norm(x: np.ndarray, norm_type: float) -> float:
     x = x.ravel()
     if x.size == 0:
@@ -38,6 +34,20 @@ def _norm(x: np.ndarray, norm_type: float) -> float:
     return float(np.linalg.norm(x, norm_type))
 
 
+def _total_norm_fwd(*arrays: np.ndarray, norm_type: float) -> np.ndarray:
+    total = _norm(np.array([_norm(a, norm_type) for a in arrays]), norm_type)
+    return np.array(total, dtype=np.result_type(*arrays))
+
+
+def _clip_coef_fwd(total: np.ndarray, max_norm: float) -> np.ndarray:
+    return np.minimum(max_norm / (total + 1e-6), 1.0).astype(total.dtype)
+
+
+# operations on the gradients' values, so a compiled step computes them again on every replay
+_total_norm = nondiff("total_norm", _total_norm_fwd)
+_clip_coef = nondiff("clip_coef", _clip_coef_fwd)
+
+
 def get_total_norm(
     tensors: Tensor | Iterable[Tensor],
     norm_type: float = 2.0,
@@ -45,33 +55,33 @@ def get_total_norm(
 ) -> Tensor:
     """The ``norm_type``-norm of all ``tensors`` taken together (as if concatenated into one
     vector; ``float('inf')`` gives the largest absolute value)."""
-    arrays = [t.data for t in _as_list(tensors)]
-    norm_type = float(norm_type)
-    if not arrays:
+    tensors = _as_list(tensors)
+    if not tensors:
         return Tensor._make(np.array(0.0, np.float32))
-    norms = np.array([_norm(a, norm_type) for a in arrays])
-    total = _norm(norms, norm_type)
-    if error_if_nonfinite and not math.isfinite(total):
+    total = _total_norm(*tensors, norm_type=float(norm_type))
+    if error_if_nonfinite and not math.isfinite(float(total)):
         raise RuntimeError(
-            f"the total norm of order {norm_type} of the gradients is non-finite ({total}), so "
-            "they cannot be clipped; find the NaN/Inf (chainrule.detect_anomaly()) or pass "
-            "error_if_nonfinite=False"
+            f"the total norm of order {norm_type} of the gradients is non-finite "
+            f"({float(total)}), so they cannot be clipped; find the NaN/Inf "
+            "(chainrule.detect_anomaly()) or pass error_if_nonfinite=False"
         )
-    return Tensor._make(np.array(total, dtype=np.result_type(*arrays)))
+    return total
 
 
 def clip_grads_with_norm_(
     parameters: Tensor | Iterable[Tensor], max_norm: float, total_norm: Tensor | float
 ) -> None:
-    """Scale every gradient in place by ``min(1, max_norm / (total_norm + 1e-6))``."""
+    """Scale every gradient in place by ``min(1, max_norm / (total_norm + 1e-6))`` (always, as
+    PyTorch: no branch on the norm's value, so a compiled step replays it)."""
     max_norm = float(max_norm)
     if max_norm < 0:
         raise ValueError(f"max_norm must be >= 0, got {max_norm}")
-    coef = min(max_norm / (float(total_norm) + 1e-6), 1.0)
-    if coef == 1.0:
-        return
-    for g in _grads(parameters):
-        np.multiply(g, coef, out=g)
+    total = total_norm if isinstance(total_norm, Tensor) else Tensor._make(
+        np.array(float(total_norm)))
+    coef = _clip_coef(total, max_norm=max_norm)
+    for p in _as_list(parameters):
+        if p.grad is not None:
+            p.grad.mul_(coef)
 
 
 def clip_grad_norm_(
