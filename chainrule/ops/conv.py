@@ -192,8 +192,10 @@ def _conv_weight_grad_fwd(x: np.ndarray, g: np.ndarray, *, kernel: Pair, stride:
     k, cog, per_row = c // groups * kernel[0] * kernel[1], rows.shape[0] // groups, ow * n
     blocks = _row_blocks(out_hw, n, groups * k)
     buf = _block_buffer(blocks, groups * k, per_row, xt.dtype)
-    dwt = None  # (groups, k, Co/groups): cols @ rows.T, which OpenBLAS runs ~2x faster than
-    for a, b in blocks:  # rows @ cols.T
+    # dwt is (groups, k, Co/groups), as cols @ rows.T: OpenBLAS runs that ~2x faster than
+    # rows @ cols.T
+    dwt = None
+    for a, b in blocks:
         cols = _unfold(xt, (a, b), kernel, stride, dilation, ow, buf).reshape(groups, k, -1)
         part = cols @ rows[:, a * per_row : b * per_row].reshape(groups, cog, -1).transpose(0, 2, 1)
         dwt = part if dwt is None else np.add(dwt, part, out=dwt)
