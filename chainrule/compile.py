@@ -616,12 +616,18 @@ class _Tape:
         ends: dict[int, list[int]] = {}    # node -> roots last read there
         for r, end in last.items():
             ends.setdefault(end, []).append(r)
+        last_read: dict[int, int] = {}  # array id -> the last live node that reads it
+        for j, node in enumerate(nodes):
+            if live[j]:
+                for a in _flat((node.args, node.kw)):
+                    if isinstance(a, np.ndarray):
+                        last_read[id(a)] = j
         for j, node in enumerate(nodes):
             if not live[j]:
                 continue
             kind = kinds[j]
             if node.kind == "leaf":
-                self._emit_leaf(node)
+                self._emit_leaf(node, last_read.get(id(node.args[0]), j) > j)
             elif kind == "ce":
                 self._emit_ce(j, node, ce_vjps.get(j))
             elif kind == "alias":
@@ -839,7 +845,10 @@ class _Tape:
             self.lines.append(f"{self._const(act, 'f')}({out})")
         return True
 
-    def _emit_leaf(self, node: _Node) -> None:
+    def _emit_leaf(self, node: _Node, read_later: bool) -> None:
+        """The gradient ``g`` reaches a leaf's ``.grad``. If the step reads that gradient again
+        (clipping, ``p.grad.mul_``), the tape's later uses of ``g`` name ``t.grad.data`` - which
+        is a copy of g, or the array g was added into, not g itself, in some calls."""
         g = node.args[0]
         v = self.values[id(g)]
         if v.kind == "lbuf":
@@ -851,6 +860,9 @@ class _Tape:
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
+        if read_later:
+            self.values[id(g)] = _Value(f"gr{len(self.lines)}", "dyn", v.roots, None)
+            self.lines.append(f"{self.values[id(g)].name} = {t}.grad.data")
 
 
 def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:

@@ -510,6 +510,39 @@ def test_gradient_norm_clipping_is_replayed():
     _assert_same_training(make, _batches(5))
 
 
+@pytest.mark.parametrize("pattern", ["clip_norm_layernorm", "keep_grads_clip_value",
+                                     "zero_grads_at_the_end"])
+def test_in_place_changes_to_gradients_reach_the_gradients(pattern):
+    """After backward the step changes .grad in place: the tape must change the array .grad
+    holds in this call (a copy, or the array the gradient was added into, in some calls), not
+    the array the gradient was computed in."""
+    def make():
+        cr.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 3))
+        opt = (optim.Adam if pattern == "zero_grads_at_the_end" else optim.SGD)(
+            m.parameters(), lr=0.05)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            if pattern != "zero_grads_at_the_end":
+                opt.zero_grad(set_to_none=pattern == "clip_norm_layernorm")
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            if pattern == "clip_norm_layernorm":
+                nn.utils.clip_grad_norm_(m.parameters(), 0.01)
+            elif pattern == "keep_grads_clip_value":
+                nn.utils.clip_grad_value_(m.parameters(), 0.001)
+            opt.step()
+            if pattern == "zero_grads_at_the_end":
+                for p in m.parameters():
+                    p.grad.zero_()
+            return loss
+
+        return m, step
+
+    _assert_same_training(make, _batches(5))
+
+
 def test_regression_targets_of_another_dtype_are_converted_every_step():
     """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
     def make():
