@@ -498,8 +498,11 @@ class _Tape:
         params, flat_p, flat_g, scratch = self._sgd[id(node.fn.__self__)]
         if any(id(p) not in self._bound for p in params):
             return False
+        opt = self._const(node.fn.__self__, "o")
         grp = self._const(node.fn.__self__.param_groups[0], "o")
-        conds = [f'not {grp}["momentum"]', f'not {grp}["weight_decay"]',
+        # the same single group (load_state_dict replaces it, add_param_group adds one)
+        conds = [f"len({opt}.param_groups) == 1", f"{opt}.param_groups[0] is {grp}",
+                 f'not {grp}["momentum"]', f'not {grp}["weight_decay"]',
                  f'not {grp}["maximize"]']
         conds += [f"{self._bound[id(p)][0]}.grad is {self._bound[id(p)][1]}" for p in params]
         conds += [f"{self._bound[id(p)][1]}.data is {self._bound[id(p)][2]}" for p in params]

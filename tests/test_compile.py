@@ -543,6 +543,41 @@ def test_in_place_changes_to_gradients_reach_the_gradients(pattern):
     _assert_same_training(make, _batches(5))
 
 
+@pytest.mark.parametrize("change", ["load_state_dict", "add_param_group"])
+def test_plain_sgd_follows_its_param_groups_after_tracing(change):
+    """The packed SGD update reads the optimiser's group: a group replaced by load_state_dict
+    (a checkpoint with another lr) or a group added later must be obeyed."""
+    def make():
+        m = _mlp()
+        scale = nn.Parameter(cr.ones(3))
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(m(x) * scale, y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return m, scale, opt, step
+
+    (m1, sc1, o1, s1), (m2, sc2, o2, s2) = make(), make()
+    c2 = compile(s2)
+    for k, (x, y) in enumerate(_batches(4)):
+        if k == 2:
+            for o, sc in ((o1, sc1), (o2, sc2)):
+                if change == "load_state_dict":
+                    sd = o.state_dict()
+                    sd["param_groups"][0]["lr"] = 0.01
+                    o.load_state_dict(sd)
+                else:
+                    o.add_param_group({"params": [sc], "lr": 0.5})
+        np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
+    for p, q in zip([*m1.parameters(), sc1], [*m2.parameters(), sc2], strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
+
+
 def test_regression_targets_of_another_dtype_are_converted_every_step():
     """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
     def make():
