@@ -682,6 +682,7 @@ class _Tape:
             rows = self._const(np.arange(n) if cm else np.arange(n) * c, "c")
             xs, t = self._expr(x), self._expr(kw["target"])
             unsigned = self._const(np.dtype(f"u{kw['target'].dtype.itemsize}"), "s")
+            intp = self._const(np.dtype(np.intp), "s")
             self.ns.update(_count_nonzero=np.count_nonzero, _maximum=np.maximum, _exp=np.exp,
                            _subtract=np.subtract, _add=np.add, _log=np.log, _asarray=np.asarray,
                            _copyto=np.copyto, _multiply=np.multiply)
@@ -694,7 +695,7 @@ class _Tape:
             shifted = ([f"    _copyto({ev}, {xs}.T)",
                         f"    _maximum.reduce({ev}, 0, None, {m})",
                         f"    _subtract({ev}, {m}, {ev})",
-                        f"    _multiply({t}, {n}, {idx})",
+                        f"    _multiply({t}, {n}, {idx}, dtype={intp})",  # no int8 overflow
                         f"    _add({idx}, {rows}, {idx})",
                         f"    _add({self._const(np.arange(n) * c, 'c')}, {t}, {grad[3]})"]
                        if cm else

@@ -578,6 +578,26 @@ def test_plain_sgd_follows_its_param_groups_after_tracing(change):
         np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
 
 
+def test_cross_entropy_labels_are_checked_and_indexed_on_every_replay():
+    """int8 labels index (N, C) logits without overflowing (row * C in the label dtype would),
+    and a label out of range raises on replay as in eager, not picks a class silently."""
+    def make():
+        m = _mlp()
+        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+
+    rng = np.random.default_rng(4)
+    batches = [(cr.tensor(rng.normal(size=(64, 6)).astype(np.float32)),
+                cr.tensor(rng.integers(0, 3, 64).astype(np.int8))) for _ in range(3)]
+    _assert_same_training(make, batches)
+    m = _mlp()
+    step = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    x, y = batches[0]
+    step(x, y)
+    bad = cr.tensor(np.where(np.arange(64) == 5, -1, y.data).astype(np.int8))
+    with pytest.raises(IndexError, match="target -1 is out of range for 3 classes"):
+        step(x, bad)
+
+
 def test_regression_targets_of_another_dtype_are_converted_every_step():
     """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
     def make():

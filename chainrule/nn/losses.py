@@ -176,11 +176,6 @@ def _check_labels(name: str, input: Tensor, target: np.ndarray, ignore_index: in
             f"{name}: input of shape {shape} (classes on dim 1) needs integer targets of shape "
             f"{expected} or probabilities of shape {shape}, got targets of shape {target.shape}"
         )
-    if target.size and (target.min() < 0 or target.max() >= shape[1]):  # cheap common case first
-        valid = target[target != ignore_index]
-        if valid.size and (valid.min() < 0 or valid.max() >= shape[1]):
-            bad = valid.min() if valid.min() < 0 else valid.max()
-            raise IndexError(f"{name}: target {bad} is out of range for {shape[1]} classes")
 
 
 def _unbatched(input: Tensor, target: Any, probs: bool) -> bool:

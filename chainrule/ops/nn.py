@@ -174,11 +174,23 @@ def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.
     return out
 
 
+def _check_label_range(name: str, target: np.ndarray, n_classes: int, ignore_index: int) -> None:
+    """Every label in [0, C) or equal to ``ignore_index``, else an IndexError. Checked in the
+    forward itself, so that a compiled step checks every batch's labels too."""
+    if target.size and (target.min() < 0 or target.max() >= n_classes):  # common case first
+        valid = target[target != ignore_index]
+        if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
+            bad = valid.min() if valid.min() < 0 else valid.max()
+            raise IndexError(f"{name}: target {bad} is out of range for {n_classes} classes")
+
+
 def _cross_entropy_fwd(
     x: np.ndarray, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
     label_smoothing: float, reduction: str,
 ) -> np.ndarray:
     # loss_n = w_t (lse - x_t); logits that are +-inf give NaN, as in PyTorch
+    if target.dtype.kind in "iu":
+        _check_label_range("cross_entropy", target, x.shape[1], ignore_index)
     if weight is None and not label_smoothing and x.ndim == 2 and reduction == "mean":
         out = _plain_mean_fwd(x, target, ignore_index)
         if out is not None:
@@ -246,6 +258,7 @@ def _nll_fwd(
     x: np.ndarray, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
     reduction: str,
 ) -> np.ndarray:
+    _check_label_range("nll_loss", target, x.shape[1], ignore_index)
     labels, w_t, _, denom = _labels(target, weight, ignore_index, x.dtype)
     loss = -_pick(x, labels)
     return _reduce_fwd(loss if w_t is None else loss * w_t, denom, reduction)
