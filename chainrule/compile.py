@@ -188,6 +188,10 @@ def _intercept_opaque(tracer: _Tracer) -> Iterator[None]:
         def method(self: Any, *args: Any, **kw: Any) -> Any:
             if _core.TRACER is not tracer:  # nested call (super().step) or not tracing
                 return orig(self, *args, **kw)
+            if any(callable(a) for a in (*args, *kw.values())):  # step(closure)
+                tracer.unsupported(f"{type(self).__name__}.{orig.__name__} with a closure (the "
+                                   "closure would replay the traced batch); call it yourself "
+                                   "before step()")
             tracer.record_opaque(orig.__get__(self), args, kw)
             _core.TRACER = None
             try:

@@ -598,6 +598,24 @@ def test_cross_entropy_labels_are_checked_and_indexed_on_every_replay():
         step(x, bad)
 
 
+def test_optimiser_step_with_a_closure_is_refused():
+    m = _mlp()
+    opt = optim.SGD(m.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, y):
+        def closure():
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            return loss
+
+        return opt.step(closure)
+
+    with pytest.raises(CompileError, match=r"SGD.step with a closure .* not supported"):
+        compile(step)(*_batches(1)[0])
+
+
 def test_regression_targets_of_another_dtype_are_converted_every_step():
     """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
     def make():
