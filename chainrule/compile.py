@@ -305,6 +305,11 @@ def _signature(args: tuple) -> tuple:
             d = a.data if isinstance(a, Tensor) else a
             key.append((isinstance(a, Tensor), d.shape, d.dtype.str))
         else:
+            if any(_is_array(v) for v in _flat(a)):
+                raise TypeError(
+                    f"compile: a {type(a).__name__} holding tensors or arrays can't be an "
+                    "argument (it would be taken as a constant); pass each one as an argument"
+                )
             try:
                 hash(a)
             except TypeError:

@@ -598,6 +598,13 @@ def test_cross_entropy_labels_are_checked_and_indexed_on_every_replay():
         step(x, bad)
 
 
+def test_a_tuple_of_tensors_as_argument_is_refused():
+    m = _mlp()
+    step = compile(lambda batch: m(batch[0]).sum())
+    with pytest.raises(TypeError, match="a tuple holding tensors or arrays can't be an argument"):
+        step(_batches(1)[0])
+
+
 def test_optimiser_step_with_a_closure_is_refused():
     m = _mlp()
     opt = optim.SGD(m.parameters(), lr=0.1)
