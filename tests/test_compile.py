@@ -605,6 +605,12 @@ def test_a_tuple_of_tensors_as_argument_is_refused():
         step(_batches(1)[0])
 
 
+def test_boolean_mask_indexing_is_refused():
+    step = compile(lambda x: x[x > 0].sum())
+    with pytest.raises(CompileError, match="indexing with a boolean mask tensor"):
+        step(cr.randn(4, 3))
+
+
 def test_optimiser_step_with_a_closure_is_refused():
     m = _mlp()
     opt = optim.SGD(m.parameters(), lr=0.1)

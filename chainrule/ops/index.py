@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
+from . import _core
 from ._core import defop, poly
 
 
@@ -54,6 +55,11 @@ getitem_ = defop(
 
 def getitem(input: Any, index: Any) -> Tensor:
     """``input[index]``; index may hold Tensors (boolean masks, integer index tensors)."""
+    if _core.TRACER is not None and any(
+            isinstance(i, Tensor) and i.dtype == np.bool_
+            for i in (index if isinstance(index, tuple) else (index,))):
+        _core.TRACER.unsupported("indexing with a boolean mask tensor (the result's shape "
+                                 "depends on its values); use where() instead")
     index = index_data(index)
     try:
         return getitem_(input, index=index)
