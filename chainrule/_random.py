@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ops import _core
+
 
 class Generator:
     """A seedable random-number generator (wraps numpy.random.Generator), as torch.Generator."""
@@ -39,5 +41,19 @@ def manual_seed(seed: int) -> Generator:
 
 
 def rng(generator: Generator | None = None) -> np.random.Generator:
-    """The numpy Generator to draw from: the given one, or the default (seeded by manual_seed)."""
+    """The numpy Generator to draw from: the given one, or the default (seeded by manual_seed).
+    Refused while ``chainrule.compile`` traces a step: the tape would repeat the draw."""
+    if _core.TRACER is not None:
+        _refuse_draw()
     return (generator or default_generator).rng
+
+
+def _refuse_draw() -> None:
+    """Raise CompileError: a random draw inside a compiled step would be frozen into its tape."""
+    from .compile import CompileError
+
+    raise CompileError(
+        f"compile: the step draws random numbers (dropout in training mode?) at "
+        f"{_core.user_frame()}; the tape would repeat the same draw every step. Don't compile "
+        "this step (or use eval())"
+    )

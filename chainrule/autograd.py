@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._mode import state
-from .ops import _core, clone, sum_to
+from .ops import _core, cast, clone, sum_to
 from .ops._core import Op, user_frame
 from .ops.shape import _sum_to_fwd
 from .tensor import Tensor
@@ -49,12 +49,20 @@ def _initial_grad(t: Tensor, grad: Any, create_graph: bool) -> Any:
             )
         g = np.ones(t.data.shape, t.data.dtype)
     else:
-        g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=t.data.dtype)
+        g = _given_grad(grad, t.data.dtype)
         if g.shape != t.shape:
             raise ValueError(f"backward: gradient has shape {g.shape}, output has shape {t.shape}")
         if create_graph and isinstance(grad, Tensor):
             return grad
     return Tensor._make(g) if create_graph else g
+
+
+def _given_grad(grad: Any, dtype: np.dtype) -> np.ndarray:
+    """A copy of the output gradient the caller gave, in ``dtype``; from a tensor while a step is
+    traced, by an operation (a compiled step then uses each call's gradient, not the first)."""
+    if isinstance(grad, Tensor) and _core.TRACER is not None:
+        return cast(grad, dtype=dtype).data
+    return np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=dtype)
 
 
 def _run_hooks(t: Tensor, g: Any, create_graph: bool) -> Any:

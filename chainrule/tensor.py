@@ -34,7 +34,7 @@ class Tensor:
     __array_priority__ = 1000  # NumPy defers binary operators to Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        arr = as_array(data, dtype)
+        arr = as_array(data, dtype) if _core.TRACER is None else _traced_array(data, dtype)
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
                 f"only floating-point tensors can require gradients (got dtype {arr.dtype}); "
@@ -457,6 +457,28 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != _DEFAULT_FLOAT:
         arr = arr.astype(_DEFAULT_FLOAT)
     return arr
+
+
+def _traced_array(data: Any, dtype: Any) -> np.ndarray:
+    """``as_array`` while ``chainrule.compile`` traces a step: a copy of a tensor is an operation
+    (a compiled step copies each call's tensor, not the first one's); tensors inside a list
+    would be read as values, which is refused."""
+    if isinstance(data, Tensor):  # the dtype (and errors) as_array would give
+        target = as_array(np.empty(0, data.dtype), dtype).dtype
+        return _ops.cast(data, dtype=target).data
+    if isinstance(data, (list, tuple)):
+        for t in _tensors_in(data):
+            _no_value_under_trace(t, "making a tensor from a list of tensors")
+    return as_array(data, dtype)
+
+
+def _tensors_in(data: list | tuple) -> Iterator[Tensor]:
+    """Every Tensor inside nested lists and tuples."""
+    for v in data:
+        if isinstance(v, Tensor):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _tensors_in(v)
 
 
 # Dispatch tables filled by chainrule.ops (which imports this module first).

@@ -24,7 +24,7 @@ from ..ops import (
 )
 from ..ops.conv import avg_pool2d, conv2d, max_pool2d
 from ..ops.nn import gelu, moments_, normalize, softsign
-from ..tensor import Tensor, _no_value_under_trace
+from ..tensor import Tensor, _mutate, _no_value_under_trace
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -63,10 +63,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               momentum: float | Tensor = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel (dim 1) of (N, C, ...) input. In training, with batch statistics,
     updating the running ones in place (running_var with the unbiased batch variance, as
-    PyTorch); otherwise with the running statistics."""
+    PyTorch; ``momentum`` may be a 0-d tensor); otherwise with the running statistics."""
     x = input.data
     if x.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
@@ -81,20 +81,38 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 f"shape {x.shape}; use a larger batch or call .eval()"
             )
         # the batch statistics, computed once for the running averages and the normalisation;
-        # tensor ops and in-place tensor methods, so chainrule.compile replays the update
+        # tensor ops and in-place updates told to the tracer, so chainrule.compile replays them
         stats = moments_(input, axes=axes)
         mean, var = stats[0], stats[1]
         with no_grad():
             if running_mean is not None:
-                running_mean.mul_(1.0 - momentum).add_(mean.reshape(c), alpha=momentum)
+                _update_running(running_mean, mean.reshape(c), momentum)
             if running_var is not None:
-                running_var.mul_(1.0 - momentum).add_(var.reshape(c),
-                                                      alpha=momentum * n / (n - 1))
+                _update_running(running_var, var.reshape(c), momentum, unbias_n=n)
         return normalize(input, weight, bias, axes, axes, pshape, eps, mean, var)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are required when not training")
     return normalize(input, weight, bias, axes, axes, pshape, eps, running_mean.reshape(pshape),
                      running_var.reshape(pshape), fixed=True)
+
+
+def _update_running(running: Tensor, stat: Tensor, momentum: float | Tensor,
+                    unbias_n: int | None = None) -> None:
+    """running = (1 - momentum) * running + momentum * stat (stat times n / (n - 1) with
+    ``unbias_n``: the unbiased variance), in place; told to a compile tracer, with a 0-d tensor
+    momentum (BatchNorm's cumulative average, 1 / batches seen) read at every replay."""
+    running._check_inplace("running statistics update")
+    _mutate(_running_average, running.data, stat.data,
+            momentum.data if isinstance(momentum, Tensor) else momentum, unbias_n)
+
+
+def _running_average(running: np.ndarray, stat: np.ndarray, momentum: Any,
+                     unbias_n: int | None) -> None:
+    """The arrays' update of ``_update_running`` (factors rounded from Python floats)."""
+    m = float(momentum)
+    alpha = m if unbias_n is None else m * unbias_n / (unbias_n - 1)
+    np.multiply(running, 1.0 - m, out=running, casting="same_kind")
+    np.add(running, stat * alpha, out=running, casting="same_kind")
 
 
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,

@@ -8,13 +8,14 @@ Randomness comes from ``generator`` when given, else from the default generator 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._random import Generator, rng
-from ..tensor import Tensor
+from ..tensor import Tensor, _mutate
 
 _LINEAR_LIKE = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
@@ -25,7 +26,9 @@ def _fill(tensor: Tensor, values: Any) -> Tensor:
         raise TypeError(
             f"initialisers fill a chainrule Tensor in place, got {type(tensor).__name__}"
         )
-    tensor.data[...] = values  # writes the array directly: never recorded, like torch.no_grad()
+    # writes the array directly (outside the graph, like torch.no_grad()), told to a compile
+    # tracer so a compiled step replays it (random draws are refused there)
+    _mutate(operator.setitem, tensor.data, Ellipsis, values)
     return tensor
 
 

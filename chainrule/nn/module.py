@@ -7,6 +7,7 @@ also records it in an ordered registry, which is what ``parameters()``, ``state_
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Self
@@ -14,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 
 from ..ops import _core
-from ..tensor import Tensor, as_array
+from ..tensor import Tensor, _mutate, as_array
 
 
 class Parameter(Tensor):
@@ -234,7 +235,7 @@ class Module:
         for name, value in state_dict.items():
             if name in own:
                 arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-                own[name].data[...] = arr
+                _mutate(operator.setitem, own[name].data, Ellipsis, arr)  # replayed if compiled
         return result
 
     # -- display ------------------------------------------------------------------------------

@@ -71,8 +71,8 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             with no_grad():
                 self.num_batches_tracked += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+            if self.momentum is None:  # cumulative moving average: an operation, replayed
+                factor = 1.0 / self.num_batches_tracked
         use_batch_stats = self.training or self.running_mean is None
         return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                             use_batch_stats, factor, self.eps)

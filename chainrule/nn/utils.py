@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..ops import cat, nondiff
-from ..tensor import Tensor
+from ..tensor import Tensor, _mutate
 
 __all__ = [
     "clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_",
@@ -125,15 +125,18 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if not isinstance(vec, Tensor):
         raise TypeError(f"vector_to_parameters expects a Tensor, got {type(vec).__name__}")
     params = _as_list(parameters)
-    data = vec.data.reshape(-1)
     need = sum(p.data.size for p in params)
-    if data.size != need:
+    if vec.data.size != need:
         raise ValueError(
-            f"vector_to_parameters: the vector has {data.size} elements but the parameters "
+            f"vector_to_parameters: the vector has {vec.data.size} elements but the parameters "
             f"have {need} in total"
         )
     start = 0
-    for p in params:
-        n = p.data.size
-        p.data[...] = data[start:start + n].reshape(p.data.shape)
-        start += n
+    for p in params:  # told to a compile tracer: a compiled step copies each call's vec
+        _mutate(_copy_slice, p.data, vec.data, start)
+        start += p.data.size
+
+
+def _copy_slice(dst: np.ndarray, src: np.ndarray, start: int) -> None:
+    """Write the ``dst.size`` values of the flattened ``src`` from ``start`` into ``dst``."""
+    dst[...] = src.reshape(-1)[start:start + dst.size].reshape(dst.shape)

@@ -4,6 +4,8 @@ topological levels and trained by backpropagation (through time, when edges are 
 from __future__ import annotations
 
 import math
+import operator
+import weakref
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
@@ -11,12 +13,17 @@ import numpy as np
 
 from ... import ops
 from ..._random import Generator
-from ...tensor import Tensor
+from ...ops import _core
+from ...tensor import Tensor, _mutate
 from .. import init as _init
 from ..module import Module, Parameter
 from .kernel import Memo, graph_net, readout
 from .plan import Plan
 from .spec import build_spec
+
+# tracer -> the recurrent GraphNets whose state a step being compiled reset: a state carried in
+# from before the step would be frozen (the tape can't carry it from one replay to the next)
+_RESET_IN_TRACE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class GraphNet(Module):
@@ -34,7 +41,8 @@ class GraphNet(Module):
     Input ``(batch, n_inputs)`` gives ``(batch, n_outputs)``; ``(batch, T, n_inputs)`` gives
     ``(batch, T, n_outputs)``. A network with delayed edges runs the T steps in order; its
     state (the values its delayed edges read, zeros at first) is carried from one call to the
-    next, detached, until ``reset_state()``: call that between independent sequences.
+    next, detached, until ``reset_state()``: call that between independent sequences (a
+    compiled step must call it before the net runs: a state carried between calls is refused).
     ``truncate_bptt=k`` also cuts the gradient path every k steps within a call. A 2-D input to a
     recurrent network is one time step.
 
@@ -143,6 +151,10 @@ class GraphNet(Module):
     def _run_sequence(self, x: Tensor) -> Tensor:
         plan = self._plan
         batch, steps = x.shape[0], (1 if x.ndim == 2 else x.shape[1])
+        tracer = _core.TRACER
+        if tracer is not None and self not in _RESET_IN_TRACE.get(tracer, ()):
+            tracer.unsupported("carrying a recurrent GraphNet's state from one call to the next "
+                               "(call reset_state() in the step, before the net runs)")
         state = self._state
         if state is None:
             state = Tensor(np.zeros((batch, plan.n_state), self.weight.dtype))
@@ -165,6 +177,8 @@ class GraphNet(Module):
     def reset_state(self) -> None:
         """Forget the carried recurrent state: the next call starts from zeros."""
         self._state = None
+        if _core.TRACER is not None:  # a compiled step that starts from zeros replays faithfully
+            _RESET_IN_TRACE.setdefault(_core.TRACER, weakref.WeakSet()).add(self)
 
     # -- weights by name -----------------------------------------------------------------------
     def _edge_position(self, key: Any, delayed: bool) -> int:
@@ -187,7 +201,8 @@ class GraphNet(Module):
         """Set the weights of the given edges, ``{(source, target): value}``; ``delayed=True``
         addresses delayed edges. Other weights are unchanged."""
         for key, value in weights.items():
-            self.weight.data[self._edge_position(key, delayed)] = float(value)
+            _mutate(operator.setitem, self.weight.data, self._edge_position(key, delayed),
+                    float(value))  # told to a compile tracer, so a compiled step replays it
 
     def get_weights(self, delayed: bool = False) -> dict[tuple, float]:
         """``{(source, target): weight}`` for every edge (delayed edges with ``delayed=True``),
@@ -210,7 +225,7 @@ class GraphNet(Module):
                 if n in self._plan.row_of:
                     raise ValueError(f"GraphNet: input neuron {n!r} has no bias")
                 raise ValueError(f"GraphNet: unknown neuron {n!r} in set_biases")
-            self.bias.data[i] = float(value)
+            _mutate(operator.setitem, self.bias.data, i, float(value))  # replayed if compiled
 
     def get_biases(self) -> dict[Hashable, float]:
         """``{neuron: bias}`` for every non-input neuron."""
