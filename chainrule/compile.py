@@ -14,16 +14,20 @@ update is one BLAS axpy (or two NumPy calls). ``step.source`` shows the generate
 Rules (as ``jax.jit``): one tape per input signature - a new shape, dtype or non-array argument
 traces again (up to ``max_tapes`` kept); Python code in ``fn`` runs only while tracing, so reading
 a tensor's value there (``.item()``, ``float(t)``, ``bool(t)``, ``.numpy()``, ``.tolist()``)
-raises ``CompileError`` naming the line, and so do random draws (dropout in training mode) and
-gradient hooks. Returned tensors are copies without a graph; ``.grad`` arrays are reused from step
-to step (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), a
-tensor the tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switches
-between ``train()`` and ``eval()``, the step traces again. Gradient resets are replayed:
+raises ``CompileError`` naming the line, and so do random draws (any generator: dropout in
+training mode), gradient hooks, an optimiser step given a closure, indexing with a boolean mask
+tensor, a second derivative through a VJP the tape can only call whole (cross-entropy's), and a
+recurrent GraphNet whose state would carry over between calls (call ``reset_state()`` in the
+step). Returned tensors are copies without a graph; ``.grad`` arrays are reused from step to step
+(copy them to keep one). If a parameter's array is replaced (``model.to(...)``), a tensor the
+tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switches between
+``train()`` and ``eval()``, the step traces again. Gradient resets are replayed:
 ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None`` (assigning a tensor to
-``.grad`` raises ``CompileError``). Not seen by the tracer, so not
-replayed: NumPy work done directly on ``.data`` arrays (use the in-place tensor methods -
-``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded) and Python values read from
-``.data``.
+``.grad`` raises ``CompileError``); so are in-place changes of ``.grad`` (clipping). Not seen by
+the tracer, so not replayed: NumPy work done directly on ``.data`` arrays in your code (use the
+in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded; the
+library's own writes are recorded) and Python values read from ``.data``; changing an input
+tensor in place inside the step changes the caller's tensor only from the second call on.
 """
 
 from __future__ import annotations
