@@ -517,7 +517,7 @@ class _Tape:
         conds = [f"len({opt}.param_groups) == 1", f"{opt}.param_groups[0] is {grp}",
                  f'not {grp}["momentum"]', f'not {grp}["weight_decay"]',
                  f'not {grp}["maximize"]']
-        conds += [f"{self._bound[id(p)][0]}.grad is {self._bound[id(p)][1]}" for p in params]
+        conds += [f"{self._bound[id(p)][0]}._grad is {self._bound[id(p)][1]}" for p in params]
         conds += [f"{self._bound[id(p)][1]}.data is {self._bound[id(p)][2]}" for p in params]
         fp, fg = self._const(flat_p, "s"), self._const(flat_g, "s")
         axpy = blas_axpy(flat_p.dtype)
@@ -695,7 +695,10 @@ class _Tape:
             rows = self._const(np.arange(n) if cm else np.arange(n) * c, "c")
             xs, t = self._expr(x), self._expr(kw["target"])
             unsigned = self._const(np.dtype(f"u{kw['target'].dtype.itemsize}"), "s")
-            intp = self._const(np.dtype(np.intp), "s")
+            label_dtype = kw["target"].dtype
+            # label * N in intp: an int8/int16 product would overflow (int64 needs no cast)
+            as_intp = ("" if label_dtype.itemsize >= np.dtype(np.intp).itemsize
+                       else f", dtype={self._const(np.dtype(np.intp), 's')}")
             self.ns.update(_count_nonzero=np.count_nonzero, _maximum=np.maximum, _exp=np.exp,
                            _subtract=np.subtract, _add=np.add, _log=np.log, _asarray=np.asarray,
                            _copyto=np.copyto, _multiply=np.multiply)
@@ -708,7 +711,7 @@ class _Tape:
             shifted = ([f"    _copyto({ev}, {xs}.T)",
                         f"    _maximum.reduce({ev}, 0, None, {m})",
                         f"    _subtract({ev}, {m}, {ev})",
-                        f"    _multiply({t}, {n}, {idx}, dtype={intp})",  # no int8 overflow
+                        f"    _multiply({t}, {n}, {idx}{as_intp})",
                         f"    _add({idx}, {rows}, {idx})",
                         f"    _add({self._const(np.arange(n) * c, 'c')}, {t}, {grad[3]})"]
                        if cm else
@@ -801,7 +804,7 @@ class _Tape:
         if v.kind == "lbuf":  # a parameter's gradient: its own buffer, unless .grad still has it
             base, t = self._const(buf, "g"), self._leaf_tensor[id(out)]
             v.name = f"l{j}"
-            self.lines.append(f"{v.name} = {base} if {t}.grad is None or {t}.grad.data is not "
+            self.lines.append(f"{v.name} = {base} if {t}._grad is None or {t}._grad.data is not "
                               f"{base} else _empty_like({base})")
         else:
             v.name = self._const(buf, "b")
@@ -871,15 +874,15 @@ class _Tape:
         if v.kind == "lbuf":
             holder, t = self._const(Tensor._make(v.array), "h"), self._leaf_tensor[id(g)]
             self._bound[id(node.tensor)] = (t, holder, self._const(v.array, "g"))
-            self.lines += [f"if {t}.grad is None:", f"    {holder}.data = {v.name}",
-                           f"    {t}.grad = {holder}", "else:",
+            self.lines += [f"if {t}._grad is None:", f"    {holder}.data = {v.name}",
+                           f"    {t}._grad = {holder}", "else:",
                            f"    _leaf_acc({t}, {v.name}, {holder})"]
         else:
             t = self._const(node.tensor, "p")
             self.lines.append(f"_leaf_copy({t}, {self._expr(g)})")
         if read_later:
             self.values[id(g)] = _Value(f"gr{len(self.lines)}", "dyn", v.roots, None)
-            self.lines.append(f"{self.values[id(g)].name} = {t}.grad.data")
+            self.lines.append(f"{self.values[id(g)].name} = {t}._grad.data")
 
 
 def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:
@@ -900,25 +903,25 @@ def _pack(params: list[Tensor], tracer: _Tracer, remap: dict) -> tuple:
 def _leaf_copy(t: Tensor, g: Any) -> None:
     """A gradient reaches leaf ``t`` (eager semantics: a fresh array, or added in place)."""
     g = np.asarray(g, dtype=t.data.dtype)
-    if t.grad is None:
-        t.grad = Tensor._make(np.array(g))
+    if t._grad is None:
+        t._grad = Tensor._make(np.array(g))
     else:
         _leaf_acc(t, g, None)
 
 
 def _leaf_acc(t: Tensor, g: np.ndarray, holder: Tensor | None) -> None:
     """Bind the fixed gradient buffer ``g`` to ``t.grad`` (through ``holder``), or add it in."""
-    if t.grad is None:
+    if t._grad is None:
         holder.data = g
-        t.grad = holder
+        t._grad = holder
         return
-    acc = t.grad.data
+    acc = t._grad.data
     if acc is g:
         return
     if acc.shape == g.shape and acc.dtype == g.dtype and acc.flags.writeable:
         np.add(acc, g, out=acc)
     else:
-        t.grad.data = acc + g
+        t._grad.data = acc + g
 
 
 def _ce_pairs(nodes: list[_Node], live: list[bool]) -> dict[int, int]:

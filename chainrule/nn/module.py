@@ -188,7 +188,7 @@ class Module:
         """Forget accumulated gradients (set to None, or to zeros)."""
         for p in self.parameters():
             if set_to_none:
-                p.grad = None
+                p._grad = None  # (a compiled step replays zero_grad whole)
             elif p.grad is not None:
                 p.grad.data[...] = 0
 

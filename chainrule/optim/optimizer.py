@@ -156,7 +156,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     if set_to_none:
-                        p.grad = None
+                        p._grad = None  # (a compiled step replays zero_grad whole)
                     else:
                         p.grad.data.fill(0)
 
