@@ -24,6 +24,7 @@ from importlib.metadata import version as _version
 from . import autograd, data, diagnostics, nn, optim, train
 from ._mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ._random import Generator, default_generator, manual_seed
+from ._threads import get_num_threads, set_num_threads
 from .autograd import grad_fn as grad
 from .autograd import hessian, jacobian, value_and_grad
 from .compile import CompileError, compile
