@@ -23,8 +23,9 @@ def _batches(n: int = 5, batch: int = 4, seed: int = 1) -> list[tuple[cr.Tensor,
              cr.tensor(rng.integers(0, 3, batch))) for _ in range(n)]
 
 
-def _classifier_step(model: nn.Module, opt: optim.Optimizer):
-    loss_fn = nn.CrossEntropyLoss()
+def _train_step(model: nn.Module, opt: optim.Optimizer, loss_fn: nn.Module | None = None):
+    """zero_grad, loss, backward, step (cross-entropy unless another loss is given)."""
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
 
     def step(x, y):
         opt.zero_grad()
@@ -56,7 +57,7 @@ def _assert_same_training(make, batches, rtol=1e-6, atol=1e-7):
 def test_mlp_step_matches_eager(opt_cls, kw, act):
     def make():
         m = _mlp(act)
-        return m, _classifier_step(m, opt_cls(m.parameters(), **kw))
+        return m, _train_step(m, opt_cls(m.parameters(), **kw))
 
     c = _assert_same_training(make, _batches())
     assert c.traces == 1
@@ -68,7 +69,7 @@ def test_scheduler_and_manual_update_are_replayed():
         m = _mlp()
         opt = optim.SGD(m.parameters(), lr=0.2)
         sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-        base = _classifier_step(m, opt)
+        base = _train_step(m, opt)
 
         def step(x, y):
             loss = base(x, y)
@@ -199,7 +200,7 @@ def test_grouped_same_padded_conv_model_matches_eager():
                               nn.Conv2d(4, 4, 2, padding="same", groups=2), nn.ReLU(),
                               nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
         opt = optim.Adam(model.parameters(), lr=0.01)
-        return model, _classifier_step(model, opt)
+        return model, _train_step(model, opt)
 
     rng = np.random.default_rng(1)
     batches = [(cr.tensor(rng.normal(size=(5, 2, 6, 6)).astype(np.float32)),
@@ -215,17 +216,7 @@ def test_graphnet_step_matches_eager():
         cr.manual_seed(0)
         net = nn.GraphNet(["a", "b"], ["o"], edges, activation="tanh",
                           output_activation="identity")
-        opt = optim.Adam(net.parameters(), lr=0.01)
-        loss_fn = nn.MSELoss()
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        return net, step
+        return net, _train_step(net, optim.Adam(net.parameters(), lr=0.01), nn.MSELoss())
 
     rng = np.random.default_rng(0)
     batches = [(cr.tensor(rng.normal(size=(5, 2)).astype(np.float32)),
@@ -235,7 +226,7 @@ def test_graphnet_step_matches_eager():
 
 def test_new_shape_or_dtype_retraces():
     m = _mlp()
-    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    c = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)))
     (x, y), (x2, y2) = _batches(2)
     c(x, y)
     c(x2, y2)
@@ -251,7 +242,7 @@ def test_new_shape_or_dtype_retraces():
 
 def test_replaced_parameter_array_retraces():
     m = _mlp()
-    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    c = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)))
     (x, y), (x2, y2) = _batches(2)
     c(x, y)
     m[0].weight.data = m[0].weight.data.copy()
@@ -261,7 +252,7 @@ def test_replaced_parameter_array_retraces():
 
 def test_returned_tensors_are_copies():
     m = _mlp()
-    c = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.5)))
+    c = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.5)))
     (x, y), (x2, y2) = _batches(2)
     c(x, y)
     first = c(x, y)
@@ -369,7 +360,7 @@ def test_scheduler_reading_the_loss_gets_each_steps_value():
         m = _mlp()
         opt = optim.SGD(m.parameters(), lr=0.5)
         sched = optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
-        base = _classifier_step(m, opt)
+        base = _train_step(m, opt)
 
         def step(x, y):
             loss = base(x, y)
@@ -388,7 +379,7 @@ def test_batchnorm_running_statistics_are_replayed():
     def make():
         cr.manual_seed(0)
         m = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
-        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
 
     eager, compiled = make(), make()
     step = compile(compiled[1])
@@ -411,7 +402,7 @@ def test_conv_batchnorm_and_layernorm_model_matches_eager(frozen):
         if frozen:
             m[1].running_mean.data[:] = [0.1, -0.2, 0.3]
             m[1].eval()
-        return m, _classifier_step(m, optim.Adam(m.parameters(), lr=0.01))
+        return m, _train_step(m, optim.Adam(m.parameters(), lr=0.01))
 
     rng = np.random.default_rng(2)
     batches = [(cr.tensor(rng.normal(size=(6, 2, 5, 5)).astype(np.float32)),
@@ -442,7 +433,7 @@ def test_freezing_and_unfreezing_a_layer_retraces():
     training (the tape would go on updating it), and train again when unfrozen."""
     def make():
         m = _mlp()
-        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1))
 
     (m1, s1), (m2, s2) = make(), make()
     c2 = compile(s2)
@@ -488,26 +479,6 @@ def test_second_derivative_through_cross_entropy_is_refused():
     step = compile(_penalty_step(m, optim.SGD(m.parameters(), lr=0.1), nn.CrossEntropyLoss()))
     with pytest.raises(CompileError, match=r"create_graph=True .*_cross_entropy_vjp"):
         step(*_batches(1)[0])
-
-
-def test_gradient_norm_clipping_is_replayed():
-    """The norm (and so the scale) is computed again from every step's gradients."""
-    def make():
-        m = _mlp()
-        opt = optim.SGD(m.parameters(), lr=0.5)
-        loss_fn = nn.CrossEntropyLoss()
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = loss_fn(m(x), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(m.parameters(), 0.05)
-            opt.step()
-            return loss
-
-        return m, step
-
-    _assert_same_training(make, _batches(5))
 
 
 @pytest.mark.parametrize("pattern", ["clip_norm_layernorm", "keep_grads_clip_value",
@@ -583,14 +554,14 @@ def test_cross_entropy_labels_are_checked_and_indexed_on_every_replay():
     and a label out of range raises on replay as in eager, not picks a class silently."""
     def make():
         m = _mlp()
-        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1))
 
     rng = np.random.default_rng(4)
     batches = [(cr.tensor(rng.normal(size=(64, 6)).astype(np.float32)),
                 cr.tensor(rng.integers(0, 3, 64).astype(np.int8))) for _ in range(3)]
     _assert_same_training(make, batches)
     m = _mlp()
-    step = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    step = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)))
     x, y = batches[0]
     step(x, y)
     bad = cr.tensor(np.where(np.arange(64) == 5, -1, y.data).astype(np.int8))
@@ -633,17 +604,7 @@ def test_regression_targets_of_another_dtype_are_converted_every_step():
     """float64 targets for a float32 model: the cast is an operation, replayed per batch."""
     def make():
         m = _mlp()
-        opt = optim.SGD(m.parameters(), lr=0.1)
-        mse = nn.MSELoss()
-
-        def step(x, t):
-            opt.zero_grad()
-            loss = mse(m(x), t)
-            loss.backward()
-            opt.step()
-            return loss
-
-        return m, step
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1), nn.MSELoss())
 
     rng = np.random.default_rng(3)
     batches = [(cr.tensor(rng.normal(size=(4, 6)).astype(np.float32)),
@@ -651,7 +612,9 @@ def test_regression_targets_of_another_dtype_are_converted_every_step():
     _assert_same_training(make, batches)
 
 
-def test_gradient_clipping_by_value_is_replayed():
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_gradient_clipping_is_replayed(clip):
+    """Clipping is computed again from every step's gradients (for the norm: the scale too)."""
     def make():
         m = _mlp()
         opt = optim.SGD(m.parameters(), lr=0.1)
@@ -661,7 +624,10 @@ def test_gradient_clipping_by_value_is_replayed():
             opt.zero_grad()
             loss = loss_fn(m(x), y)
             loss.backward()
-            nn.utils.clip_grad_value_(m.parameters(), 0.01)
+            if clip == "norm":
+                nn.utils.clip_grad_norm_(m.parameters(), 0.05)
+            else:
+                nn.utils.clip_grad_value_(m.parameters(), 0.01)
             opt.step()
             return loss
 
@@ -698,7 +664,7 @@ def test_cross_entropy_with_ignored_labels_matches_eager(ignore_index):
 
 def test_cross_entropy_label_out_of_range_raises_as_eager():
     m = _mlp()
-    step = compile(_classifier_step(m, optim.SGD(m.parameters(), lr=0.1)))
+    step = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)))
     x, y = _batches(1)[0]
     step(x, y)
     with pytest.raises(IndexError):
@@ -710,7 +676,7 @@ def test_linear_with_a_copied_transposed_weight_matches_eager():
     def make():
         cr.manual_seed(0)
         m = nn.Sequential(nn.Linear(6, 40), nn.Tanh(), nn.Linear(40, 3))
-        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1))
 
     c = _assert_same_training(make, _batches())
     assert "_matmul(" in c.source and ".T)" in c.source
@@ -740,7 +706,7 @@ def test_sums_over_all_and_kept_axes_match_eager():
 def test_mlp_step_matches_eager_bitwise_in_both_layouts(batch, act):
     def make():
         m = _mlp(act)
-        return m, _classifier_step(m, optim.SGD(m.parameters(), lr=0.1))
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1))
 
     c = _assert_same_training(make, _batches(3, batch), rtol=0, atol=0)
     assert c.traces == 1
