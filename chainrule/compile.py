@@ -26,8 +26,7 @@ tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switc
 ``.grad`` raises ``CompileError``); so are in-place changes of ``.grad`` (clipping). Not seen by
 the tracer, so not replayed: NumPy work done directly on ``.data`` arrays in your code (use the
 in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded; the
-library's own writes are recorded) and Python values read from ``.data``; changing an input
-tensor in place inside the step changes the caller's tensor only from the second call on.
+library's own writes are recorded) and Python values read from ``.data``.
 """
 
 from __future__ import annotations
@@ -271,6 +270,7 @@ class Compiled:
                 result = self.fn(*call_args)
         finally:
             _core.TRACER = None
+        _copy_back_changed_inputs(args, inputs)
         if default_generator.get_state() != rng_state:
             raise CompileError(
                 "compile: the step draws random numbers (dropout in training mode?); the tape "
@@ -295,6 +295,16 @@ def compile(fn: Callable, *, max_tapes: int = 8) -> Compiled:  # noqa: A001 (cha
     """Compile a training step ``fn(*inputs)`` (forward, backward, optimiser update) into a
     replayed tape; see the module docstring for the rules."""
     return Compiled(fn, max_tapes)
+
+
+def _copy_back_changed_inputs(args: tuple, inputs: list) -> None:
+    """The trace ran on copies of the inputs: one the step changed in place changes the
+    caller's array too, as in eager execution (a replay works on the caller's arrays)."""
+    for a, buf in zip(args, inputs, strict=True):
+        src = a.data if isinstance(a, Tensor) else a
+        if buf is not None and src.flags.writeable and not np.array_equal(
+                src, buf, equal_nan=src.dtype.kind in "fc"):
+            np.copyto(src, buf)
 
 
 def _is_array(a: Any) -> bool:

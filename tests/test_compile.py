@@ -582,6 +582,16 @@ def test_boolean_mask_indexing_is_refused():
         step(cr.randn(4, 3))
 
 
+def test_an_input_changed_in_place_is_changed_for_the_caller_from_the_first_call():
+    """The trace runs on copies of the inputs; eager changes the caller's tensor, and so must
+    the first (traced) call, not only the replays."""
+    step = compile(lambda x: x.mul_(0.5).sum())
+    for _ in range(3):
+        x = cr.ones(2, 3)
+        step(x)
+        np.testing.assert_array_equal(x.data, np.full((2, 3), 0.5, np.float32))
+
+
 def test_optimiser_step_with_a_closure_is_refused():
     m = _mlp()
     opt = optim.SGD(m.parameters(), lr=0.1)
