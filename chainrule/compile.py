@@ -74,6 +74,11 @@ class _Tracer:
         self.nodes: list[_Node] = []
         self.tensors: dict[int, Tensor] = {}  # id(array) -> a tensor that held it (for guards)
         self.modes: dict[int, tuple[Any, bool]] = {}  # id(module) -> (module, its .training)
+        self.grad_owner: dict[int, Tensor] = {}  # id(array of a .grad read) -> the tensor
+
+    def grad_read(self, t: Tensor, g: Tensor) -> None:
+        """The step read ``t.grad`` (``g``): the tape must read it from ``t`` at every call."""
+        self.grad_owner.setdefault(id(g.data), t)
 
     def module_called(self, module: Any) -> None:
         """A module ran: the tape holds for its train/eval mode of now (guarded on replay)."""
@@ -395,6 +400,8 @@ class _Tape:
         self._packs = packs                          # the Compiled's packings, shared by tapes
         self._bound: dict[int, tuple] = {}           # id(param) -> (param, holder, buffer) names
         self._ce: dict[int, tuple] = {}              # cross-entropy node -> its buffers' names
+        self._grad_owner = tracer.grad_owner         # id(a .grad's array) -> its tensor
+        self._prologue: list[str] = []               # per call: .grad arrays made before it
         self._build(tracer, args, inputs, result)
 
     # names for constants and functions in the generated code's namespace
@@ -425,7 +432,18 @@ class _Tape:
         return self._const(x)
 
     def _external(self, a: np.ndarray) -> str:
-        """An array the step reads but did not make (a parameter, a constant)."""
+        """An array the step reads but did not make (a parameter, a constant). A gradient that
+        existed before the step (read through ``p.grad``) is read from ``p`` at every call:
+        code outside the step may have replaced it (zero_grad, then an eager backward)."""
+        owner = self._grad_owner.get(id(a))
+        if owner is not None:
+            p, name = self._const(owner, "p"), f"gx{len(self._prologue)}"
+            self._prologue += [
+                f"if {p}._grad is None or {p}._grad.data.shape != {a.shape!r} or "
+                f"{p}._grad.data.dtype != {self._const(a.dtype, 's')}:",
+                "    return _RETRACE", f"{name} = {p}._grad.data"]
+            self.values[id(a)] = _Value(name, "dyn", (id(a),), None)
+            return name
         arr = self._remap.get(id(a), a)
         name = self._const(arr, "e")
         self.values[id(a)] = self.values[id(arr)] = _Value(name, "ext", (id(a),), arr)
@@ -467,7 +485,7 @@ class _Tape:
         live = _live_nodes(nodes, outputs)
         self._pack_sgd(tracer, live)
         self._plan(nodes, live, outputs)
-        body = head + self._guards(tracer) + self.lines
+        body = head + self._guards(tracer) + self._prologue + self.lines
         body.append("return " + self._result_expr(result))
         nargs = len(inputs)
         params = ", ".join(f"a{k}" for k in range(nargs))

@@ -51,7 +51,10 @@ class Tensor:
     @property
     def grad(self) -> Tensor | None:
         """dLoss/dself, accumulated by ``backward()``; None until then (or after zero_grad)."""
-        return self._grad
+        g = self._grad
+        if g is not None and _core.TRACER is not None:  # a compiled step reads it per call
+            _core.TRACER.grad_read(self, g)
+        return g
 
     @grad.setter
     def grad(self, value: Tensor | None) -> None:

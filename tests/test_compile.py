@@ -592,6 +592,42 @@ def test_an_input_changed_in_place_is_changed_for_the_caller_from_the_first_call
         np.testing.assert_array_equal(x.data, np.full((2, 3), 0.5, np.float32))
 
 
+@pytest.mark.parametrize("pattern", ["compiled_update", "gradients_before_the_step"])
+def test_gradients_made_outside_the_step_are_read_at_every_call(pattern):
+    """A .grad that exists when the step is traced (made by an eager backward) is replaced
+    between calls (zero_grad, backward): the tape must clip and apply this call's gradient."""
+    def make():
+        cr.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 4), nn.LayerNorm(4), nn.Linear(4, 3))
+        opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def update():
+            nn.utils.clip_grad_norm_(m.parameters(), 0.05)
+            opt.step()
+            opt.zero_grad()
+
+        def step(x, y):
+            loss_fn(m(x), y).backward()
+            update()
+
+        return m, loss_fn, (update if pattern == "compiled_update" else step)
+
+    (m1, lf1, f1), (m2, lf2, f2) = make(), make()
+    c2 = compile(f2)
+    for x, y in _batches(4):
+        for m, lf, f in ((m1, lf1, f1), (m2, lf2, c2)):
+            if pattern == "compiled_update":
+                lf(m(x), y).backward()
+                f()
+            else:
+                lf(m(x * 0.5), y).backward()  # a gradient there before the step's own
+                f(x, y)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-6)
+    assert c2.traces == 1
+
+
 def test_optimiser_step_with_a_closure_is_refused():
     m = _mlp()
     opt = optim.SGD(m.parameters(), lr=0.1)
