@@ -23,7 +23,8 @@ step). Returned tensors are copies without a graph; ``.grad`` arrays are reused 
 tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switches between
 ``train()`` and ``eval()``, the step traces again. Gradient resets are replayed:
 ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None`` (assigning a tensor to
-``.grad`` raises ``CompileError``); so are in-place changes of ``.grad`` (clipping). Not seen by
+``.grad`` raises ``CompileError``); so are in-place changes of ``.grad`` (clipping), and a
+``.grad`` made before the step is read from its parameter at every call. Not seen by
 the tracer, so not replayed: NumPy work done directly on ``.data`` arrays in your code (use the
 in-place tensor methods - ``add_``, ``mul_``, ``copy_``, ``-=`` - which are recorded; the
 library's own writes are recorded) and Python values read from ``.data``.
