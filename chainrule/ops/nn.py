@@ -404,14 +404,16 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
     wr = None if w is None else np.reshape(w, (1,) * (x.ndim - len(pshape)) + tuple(pshape))
     # batch norm: the weight is constant over each statistic's values, so it factors out
     per_stat = wr is None or all(wr.shape[a] == 1 for a in axes)
+    # batch norm: the parameters' sums are the statistics' sums of g * xc and g
+    shared = per_stat and tuple(waxes) == tuple(axes)
     gx = g if per_stat else g * wr
-    scale = invstd if per_stat and wr is None else (invstd * wr if per_stat else invstd)
+    scale = invstd * wr if per_stat and wr is not None else invstd
     xc = np.subtract(x, mean)
     prod = np.multiply(gx, xc)  # becomes dx at the end
     sum_gxc = np.sum(prod, axis=axes, keepdims=True)
     if w is None:
         dw = None
-    elif per_stat and tuple(waxes) == tuple(axes):  # batch norm: sum_gxc is sum(g * xc)
+    elif shared:
         dw = np.reshape(sum_gxc * invstd, np.shape(w))
     else:
         np.multiply(g, xc, out=prod)
@@ -420,7 +422,7 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
     sum_gx = np.sum(gx, axis=axes, keepdims=True)
     if b is None:
         db = None
-    elif tuple(waxes) == tuple(axes) and per_stat:
+    elif shared:
         db = np.reshape(sum_gx, np.shape(b))
     else:
         db = np.reshape(np.sum(g, axis=waxes), np.shape(b))
