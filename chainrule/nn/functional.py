@@ -23,7 +23,7 @@ from ..ops import (
     tanh,
 )
 from ..ops.conv import avg_pool2d, conv2d, max_pool2d
-from ..ops.nn import gelu, moments_, normalize, softsign
+from ..ops.nn import batch_moments, gelu, normalize, softsign
 from ..tensor import Tensor, _mutate, _no_value_under_trace
 from .losses import (
     binary_cross_entropy,
@@ -82,8 +82,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             )
         # the batch statistics, computed once for the running averages and the normalisation;
         # tensor ops and in-place updates told to the tracer, so chainrule.compile replays them
-        stats = moments_(input, axes=axes)
-        mean, var = stats[0], stats[1]
+        mean, var = batch_moments(input, axes)
         with no_grad():
             if running_mean is not None:
                 _update_running(running_mean, mean.reshape(c), momentum)

@@ -329,7 +329,7 @@ binary_cross_entropy_with_logits_ = defop(
 # -- normalisation -------------------------------------------------------------------------------
 # One primitive for batch and layer norm: y = (x - mean) / sqrt(var + eps) * weight + bias, the
 # statistics (keepdims arrays) passed in as arguments. They are computed once per forward (by
-# ``moments``, or the running statistics in eval mode), so no VJP recomputes them on arrays.
+# ``batch_moments``, or the running statistics in eval mode), so no VJP recomputes them on arrays.
 # On arrays the VJPs take a fast path (few passes, fewer full-size temporaries); on Tensors
 # (create_graph, or a compiled step being traced) the plain formulas below stay differentiable
 # and, unless ``fixed``, recompute the statistics from x so their dependence on x is recorded.
@@ -346,7 +346,14 @@ def _moments_fwd(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.stack([mean, np.mean(sq, axis=axes, keepdims=True)])
 
 
-moments_ = nondiff("moments", _moments_fwd)
+_moments = nondiff("moments", _moments_fwd)
+
+
+def batch_moments(x: Any, axes: tuple) -> tuple[Any, Any]:
+    """(mean, biased variance) of x over ``axes`` (keepdims), without gradient: one op, so a
+    compiled step computes them from each batch."""
+    stats = _moments(x, axes=axes)
+    return stats[0], stats[1]
 
 
 def _graph_moments(x: Any, axes: tuple) -> tuple[Any, Any]:
@@ -456,8 +463,7 @@ def normalize(x: Any, weight: Any, bias: Any, axes: tuple, waxes: tuple, pshape:
     batch's statistics of x, computed here when not given; with ``fixed=True`` they are
     constants instead (batch norm in eval mode), and x's gradient treats them so."""
     if mean is None or var is None:
-        stats = moments_(x, axes=axes)
-        mean, var = stats[0], stats[1]
+        mean, var = batch_moments(x, axes)
     return normalize_(x, weight, bias, mean, var, axes=axes, waxes=waxes, pshape=pshape, eps=eps,
                       fixed=fixed)
 
