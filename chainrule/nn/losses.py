@@ -16,7 +16,6 @@ import numpy as np
 from .. import ops
 from ..ops import _core
 from ..ops import nn as _fused
-from ..ops._core import defop
 from ..tensor import Tensor
 from .module import Module
 
@@ -101,22 +100,6 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
     return _reduce(loss, reduction)
 
 
-_NEGATIVE_VAR = "gaussian_nll_loss: var has negative entries; variances must be >= 0"
-
-
-def _var_floor_fwd(var: np.ndarray, eps: float, check: bool) -> np.ndarray:
-    """max(var, eps); with ``check`` (a compiled step's replay) refuse negative entries."""
-    if check and np.any(var < 0):
-        raise ValueError(_NEGATIVE_VAR)  # in a replay, where no eager check ran before
-    return np.maximum(var, eps)
-
-
-# var clamped at eps with the identity gradient (as PyTorch's no-grad clamp_ of a clone); an
-# operation, so a compiled step clamps (and checks) each batch's var, not the first one's
-_var_floor = defop("var_floor", _var_floor_fwd, lambda g, ans, var, eps, check: g,
-                   uses_ans=False)
-
-
 def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
                       eps: float = 1e-6, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of ``target`` under N(input, var): 0.5 (log var + (input -
@@ -133,8 +116,8 @@ def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
                 "give var the input's shape, or that shape without (or with 1 in) the last dim"
             )
     if np.any(_array(var) < 0):
-        raise ValueError(_NEGATIVE_VAR)
-    var = _var_floor(var, eps=eps, check=_core.TRACER is not None)
+        raise ValueError(_fused.NEGATIVE_VAR)
+    var = _fused.var_floor(var, eps=eps, check=_core.TRACER is not None)
     loss = 0.5 * (ops.log(var) + ops.square(input - _target(target, input)) / var)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)

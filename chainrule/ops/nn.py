@@ -326,6 +326,23 @@ binary_cross_entropy_with_logits_ = defop(
 )
 
 
+# -- Gaussian NLL's variance floor ---------------------------------------------------------------
+NEGATIVE_VAR = "gaussian_nll_loss: var has negative entries; variances must be >= 0"
+
+
+def _var_floor_fwd(var: np.ndarray, eps: float, check: bool) -> np.ndarray:
+    """max(var, eps); with ``check`` (a compiled step's replay) refuse negative entries."""
+    if check and np.any(var < 0):
+        raise ValueError(NEGATIVE_VAR)  # in a replay, where no eager check ran before
+    return np.maximum(var, eps)
+
+
+# var clamped at eps with the identity gradient (as PyTorch's no-grad clamp_ of a clone); an
+# operation, so a compiled step clamps (and checks) each batch's var, not the first one's
+var_floor = defop("var_floor", _var_floor_fwd, lambda g, ans, var, eps, check: g,
+                  uses_ans=False)
+
+
 # -- normalisation -------------------------------------------------------------------------------
 # One primitive for batch and layer norm: y = (x - mean) / sqrt(var + eps) * weight + bias, the
 # statistics (keepdims arrays) passed in as arguments. They are computed once per forward (by
