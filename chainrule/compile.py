@@ -566,16 +566,14 @@ class _Tape:
         and eval() (dropout, batch norm)."""
         conds = [f"{self._const(m, 'm')}.training is not {flag}"
                  for m, flag in tracer.modes.values()]
-        seen = set()
+        seen, read = set(), {}
         for v in self.values.values():
             t = tracer.tensors.get(id(v.array)) if v.kind == "ext" else None
             if t is not None and (id(t), v.name) not in seen:  # one check per tensor and array
                 seen.add((id(t), v.name))
-                name = self._const(t, "t")
+                name = read.setdefault(id(t), (t, self._const(t, "t")))[1]
                 conds.append(f"{name}.data is not {v.name}")
-                if (id(t), None) not in seen:
-                    seen.add((id(t), None))
-                    conds.append(f"{name}.requires_grad is not {t.requires_grad}")
+        conds += [f"{name}.requires_grad is not {t.requires_grad}" for t, name in read.values()]
         if not conds:
             return []
         return [f"if {' or '.join(conds)}:", "    return _RETRACE"]
