@@ -19,7 +19,7 @@ from ..ops.conv import (
     pool_geometry,
 )
 from ..tensor import Tensor
-from .layers import FUSABLE, _WeightAndBias
+from .layers import _WeightAndBias
 from .module import Module
 
 
@@ -62,10 +62,9 @@ class Conv2d(_WeightAndBias):
                       self.groups)
 
     def fuse_next(self, nxt: Module, x: Any) -> Tensor | None:
-        """``nxt(self(x))`` as one primitive when ``nxt`` is a plain ReLU, Tanh or Sigmoid and no
-        forward hook on either would see the intermediate result."""
-        act = FUSABLE.get(type(nxt))
-        if act is None or type(self) is not Conv2d or self._forward_hooks or nxt._forward_hooks:
+        """``nxt(self(x))`` as one primitive when they can fuse (see ``_fusable``)."""
+        act = self._fusable(nxt, Conv2d)
+        if act is None:
             return None
         return conv2d_act(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                           self.groups, act)

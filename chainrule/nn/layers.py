@@ -15,7 +15,7 @@ from .activations import ReLU, Sigmoid, Tanh
 from .init import get_initializer, zeros
 from .module import Module, Parameter
 
-FUSABLE = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}  # Linear/Conv2d + these: one primitive
+_FUSABLE = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}  # Linear/Conv2d + these: one op
 
 
 def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
@@ -26,6 +26,15 @@ def _parameter(shape: tuple[int, ...], dtype: Any) -> Parameter:
 class _WeightAndBias(Module):
     """Shared code of Linear and Conv2d: a weight drawn by an initialiser and an optional bias
     (one entry per output) that starts at 0."""
+
+    def _fusable(self, nxt: Module, own: type) -> str | None:
+        """The activation's name when ``self`` is exactly ``own`` and ``nxt`` a plain ReLU, Tanh
+        or Sigmoid, so that both can run as one primitive: None when a forward hook on either
+        would see the intermediate result."""
+        act = _FUSABLE.get(type(nxt))
+        if act is None or type(self) is not own or self._forward_hooks or nxt._forward_hooks:
+            return None
+        return act
 
     def _make_parameters(self, weight_shape: tuple[int, ...], bias: bool,
                          init: str | Callable[..., Tensor], generator: Generator | None,
@@ -65,12 +74,9 @@ class Linear(_WeightAndBias):
         return linear(input, self.weight, self.bias)
 
     def fuse_next(self, nxt: Module, x: Any) -> Tensor | None:
-        """``nxt(self(x))`` as one primitive when ``nxt`` is a plain ReLU, Tanh or Sigmoid and no
-        forward hook on either would see the intermediate result."""
-        act = FUSABLE.get(type(nxt))
-        if act is None or type(self) is not Linear or self._forward_hooks or nxt._forward_hooks:
-            return None
-        return linear_act(x, self.weight, self.bias, act)
+        """``nxt(self(x))`` as one primitive when they can fuse (see ``_fusable``)."""
+        act = self._fusable(nxt, Linear)
+        return None if act is None else linear_act(x, self.weight, self.bias, act)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
