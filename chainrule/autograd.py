@@ -239,17 +239,18 @@ def _accumulate_leaf(t: Tensor, g: Any, create_graph: bool, given: dict[int, Any
         return
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
-    if t.grad is None:
+    held = t._grad  # (a compiled step's read of it was told to the tracer by _traced_leaf_grad)
+    if held is None:
         if id(g) in given or not (g.flags.owndata and g.flags.writeable):
             g = np.array(g)
         given[id(g)] = g
         t._grad = Tensor._make(g)
         return
-    acc = t.grad.data
+    acc = held.data
     if acc.shape == g.shape and acc.dtype == g.dtype and acc.flags.writeable:
         np.add(acc, g, out=acc)  # accumulate in place, as PyTorch does
     else:
-        t.grad.data = acc + g
+        held.data = acc + g
 
 
 def backward(

@@ -149,11 +149,15 @@ def _rows(n: int) -> np.ndarray:
 _CLASS_MAJOR_MAX = 128
 
 
-def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.ndarray | None:
+def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int,
+                    in_range: bool) -> np.ndarray | None:
     """Mean cross-entropy of (N, C) logits, no class weights, no smoothing, no label ignored:
-    the same arithmetic as the general path with a third of its NumPy calls. None otherwise."""
+    the same arithmetic as the general path with a third of its NumPy calls. None otherwise.
+    ``in_range``: every label is known to lie in [0, C), so an ``ignore_index`` outside that
+    range matches none of them (no need to count)."""
     n, c = x.shape
-    if not n or np.count_nonzero(target == ignore_index):
+    if not n or ((not in_range or 0 <= ignore_index < c)
+                 and np.count_nonzero(target == ignore_index)):
         return None
     rows = _rows(n)
     # loss_n = log sum exp(x - m) - (x_t - m): the label's shifted logit is picked before exp
@@ -174,14 +178,24 @@ def _plain_mean_fwd(x: np.ndarray, target: np.ndarray, ignore_index: int) -> np.
     return out
 
 
-def _check_label_range(name: str, target: np.ndarray, n_classes: int, ignore_index: int) -> None:
-    """Every label in [0, C) or equal to ``ignore_index``, else an IndexError. Checked in the
-    forward itself, so that a compiled step checks every batch's labels too."""
-    if target.size and (target.min() < 0 or target.max() >= n_classes):  # common case first
-        valid = target[target != ignore_index]
-        if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
-            bad = valid.min() if valid.min() < 0 else valid.max()
-            raise IndexError(f"{name}: target {bad} is out of range for {n_classes} classes")
+@functools.lru_cache(maxsize=8)
+def _unsigned(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer type of ``dtype``'s size (labels viewed as it for the range check)."""
+    return np.dtype(f"u{dtype.itemsize}")
+
+
+def _check_label_range(name: str, target: np.ndarray, n_classes: int, ignore_index: int) -> bool:
+    """Every label in [0, C) or equal to ``ignore_index``, else an IndexError; returns whether
+    all are in [0, C). Checked in the forward itself, so that a compiled step checks every
+    batch's labels too."""
+    # common case first, in one reduction: seen as unsigned, a negative label is >= C too
+    if not target.size or np.maximum.reduce(target.view(_unsigned(target.dtype)), None) < n_classes:
+        return True
+    valid = target[target != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
+        bad = valid.min() if valid.min() < 0 else valid.max()
+        raise IndexError(f"{name}: target {bad} is out of range for {n_classes} classes")
+    return False
 
 
 def _cross_entropy_fwd(
@@ -189,10 +203,10 @@ def _cross_entropy_fwd(
     label_smoothing: float, reduction: str,
 ) -> np.ndarray:
     # loss_n = w_t (lse - x_t); logits that are +-inf give NaN, as in PyTorch
-    if target.dtype.kind in "iu":
-        _check_label_range("cross_entropy", target, x.shape[1], ignore_index)
+    in_range = target.dtype.kind in "iu" and _check_label_range(
+        "cross_entropy", target, x.shape[1], ignore_index)
     if weight is None and not label_smoothing and x.ndim == 2 and reduction == "mean":
-        out = _plain_mean_fwd(x, target, ignore_index)
+        out = _plain_mean_fwd(x, target, ignore_index, in_range)
         if out is not None:
             return out
     n_classes = x.shape[1]

@@ -52,8 +52,9 @@ class SGD(Optimizer):
             damp, nesterov = 1 - group["dampening"], group["nesterov"]
             if momentum == 0 and group["weight_decay"] == 0 and not group["maximize"]:
                 for p in group["params"]:  # plain rule: p -= lr * grad, no scratch arrays
-                    if p.grad is not None:
-                        add_scaled_(p.data, -lr, p.grad.data)
+                    g = p._grad
+                    if g is not None:
+                        add_scaled_(p.data, -lr, g.data)
                         p._version += 1
                 continue
             for p, g, d, b in self._gradients(group, group["weight_decay"]):

@@ -174,6 +174,21 @@ def test_classification_losses_are_finite_for_huge_logits():
     assert np.isfinite(y.grad.data).all()
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64])
+def test_cross_entropy_label_range_check_every_integer_type(dtype):
+    # the range check views labels as unsigned of their size: -1 must read as out of range
+    x = cr.tensor(RNG.normal(size=(3, 4)))
+    good = F.cross_entropy(x, np.array([0, 3, 1], dtype=dtype)).item()
+    assert np.isclose(good, F.cross_entropy(x, np.array([0, 3, 1])).item())
+    with pytest.raises(IndexError, match="target 4 is out of range"):
+        F.cross_entropy(x, np.array([0, 4, 1], dtype=dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(IndexError, match="target -1 is out of range"):
+            F.cross_entropy(x, np.array([0, -1, 1], dtype=dtype), ignore_index=-7)
+        ignored = F.cross_entropy(x, np.array([0, -7, 1], dtype=dtype), ignore_index=-7).item()
+        assert np.isclose(ignored, F.cross_entropy(x[[0, 2]], np.array([0, 1])).item())
+
+
 def test_cross_entropy_rejects_bad_targets():
     x = cr.tensor(RNG.normal(size=(3, 4)))
     with pytest.raises(IndexError, match="out of range for 4 classes"):
