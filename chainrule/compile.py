@@ -21,7 +21,9 @@ recurrent GraphNet whose state would carry over between calls (call ``reset_stat
 step). Returned tensors are copies without a graph; ``.grad`` arrays are reused from step to step
 (copy them to keep one). If a parameter's array is replaced (``model.to(...)``), a tensor the
 tape reads is frozen or unfrozen (``requires_grad``), or a module that ran switches between
-``train()`` and ``eval()``, the step traces again. Gradient resets are replayed:
+``train()`` and ``eval()``, the step traces again; the earlier tape is kept, so switching back
+reuses it. ``model.train()`` / ``model.eval()`` called inside the step are replayed, so such a
+step runs in the mode it sets whatever mode it is called in. Gradient resets are replayed:
 ``Optimizer.zero_grad``, ``Module.zero_grad`` and ``p.grad = None`` (assigning a tensor to
 ``.grad`` raises ``CompileError``); so are in-place changes of ``.grad`` (clipping), and a
 ``.grad`` made before the step is read from its parameter at every call. Not seen by
@@ -75,6 +77,7 @@ class _Tracer:
         self.nodes: list[_Node] = []
         self.tensors: dict[int, Tensor] = {}  # id(array) -> a tensor that held it (for guards)
         self.modes: dict[int, tuple[Any, bool]] = {}  # id(module) -> (module, its .training)
+        self.modes_set: set[int] = set()  # modules whose mode a replayed train()/eval() sets
         self.grad_owner: dict[int, Tensor] = {}  # id(array of a .grad read) -> the tensor
 
     def grad_read(self, t: Tensor, g: Tensor) -> None:
@@ -82,8 +85,10 @@ class _Tracer:
         self.grad_owner.setdefault(id(g.data), t)
 
     def module_called(self, module: Any) -> None:
-        """A module ran: the tape holds for its train/eval mode of now (guarded on replay)."""
-        self.modes.setdefault(id(module), (module, module.training))
+        """A module ran: the tape holds for its train/eval mode of now (guarded on replay),
+        unless the step itself set that mode before (its train()/eval() call is replayed)."""
+        if id(module) not in self.modes_set:
+            self.modes.setdefault(id(module), (module, module.training))
 
     def record_op(self, op: Op, args: tuple, datas: list, kw: dict, out: np.ndarray) -> None:
         for a in args:
@@ -168,15 +173,16 @@ def _flat(x: Any, skip: type | None = None) -> Iterator[Any]:
 # -- optimisers and schedulers: their Python methods are replayed as calls ----------------------
 def _opaque_methods() -> list[tuple[type, str]]:
     """(class, method) pairs whose calls are recorded whole: every optimiser's step/zero_grad,
-    every learning-rate scheduler's step (they keep Python state such as step counts) and
-    every module's zero_grad (it may write the gradients' arrays directly)."""
+    every learning-rate scheduler's step (they keep Python state such as step counts),
+    every module's zero_grad (it may write the gradients' arrays directly) and train (eval
+    calls it: a step that sets its model's mode does so at every call)."""
     from .nn.module import Module
     from .optim import Optimizer
     from .optim.lr_scheduler import LRScheduler
 
     pairs = []
     for base, names in ((Optimizer, ("step", "zero_grad")), (LRScheduler, ("step",)),
-                        (Module, ("zero_grad",))):
+                        (Module, ("zero_grad", "train"))):
         todo, seen = [base], set()
         while todo:
             cls = todo.pop()
@@ -193,7 +199,7 @@ def _intercept_opaque(tracer: _Tracer) -> Iterator[None]:
     """While tracing, optimiser/scheduler methods record themselves and run untraced."""
     saved = []
 
-    def wrap(orig: Callable) -> Callable:
+    def wrap(orig: Callable, sets_mode: bool) -> Callable:
         def method(self: Any, *args: Any, **kw: Any) -> Any:
             if _core.TRACER is not tracer:  # nested call (super().step) or not tracing
                 return orig(self, *args, **kw)
@@ -202,6 +208,8 @@ def _intercept_opaque(tracer: _Tracer) -> Iterator[None]:
                                    "closure would replay the traced batch); call it yourself "
                                    "before step()")
             tracer.record_opaque(orig.__get__(self), args, kw)
+            if sets_mode:  # Module.train (and eval): these modules run in the mode it sets
+                tracer.modes_set.update(id(m) for m in self.modules())
             _core.TRACER = None
             try:
                 return orig(self, *args, **kw)
@@ -214,7 +222,7 @@ def _intercept_opaque(tracer: _Tracer) -> Iterator[None]:
         for cls, name in _opaque_methods():
             orig = cls.__dict__[name]
             saved.append((cls, name, orig))
-            setattr(cls, name, wrap(orig))
+            setattr(cls, name, wrap(orig, name == "train"))
         yield
     finally:
         for cls, name, orig in saved:
@@ -228,8 +236,9 @@ class Compiled:
     def __init__(self, fn: Callable, max_tapes: int = 8) -> None:
         self.fn = fn
         self.max_tapes = max_tapes
-        self._tapes: dict[tuple, _Tape] = {}
-        self._last: _Tape | None = None
+        self._tapes: dict[tuple, list[_Tape]] = {}  # signature -> its tapes, oldest first
+        self._last: _Tape | None = None  # the tape that replayed last (tried first)
+        self._newest: _Tape | None = None
         self._packs: dict[int, tuple] = {}  # id(SGD) -> (array, views) its parameters live in
         self.traces = 0  # how many times fn was traced (for tests and curiosity)
 
@@ -240,20 +249,18 @@ class Compiled:
             if result is not _RETRACE:
                 return result
         key = _signature(args)
-        tape = self._tapes.get(key)
-        if tape is not None:
-            result = tape.replay(*args)
-            if result is not _RETRACE:
-                self._last = tape
-                return result
+        for other in self._tapes.get(key, ()):  # one per state the guards tell apart
+            if other is not tape:
+                result = other.replay(*args)
+                if result is not _RETRACE:
+                    self._last = other
+                    return result
         return self._trace(key, args)
 
     @property
     def source(self) -> str:
         """The generated code of the most recent tape."""
-        if not self._tapes:
-            return ""
-        return next(reversed(self._tapes.values())).source
+        return "" if self._newest is None else self._newest.source
 
     def _trace(self, key: tuple, args: tuple) -> Any:
         if _core.TRACER is not None:
@@ -291,9 +298,13 @@ class Compiled:
                 )
         self.traces += 1
         tape = _Tape(tracer, args, inputs, result, self._packs)
-        if len(self._tapes) >= self.max_tapes:
-            self._tapes.pop(next(iter(self._tapes)))
-        self._tapes[key] = self._last = tape
+        if sum(map(len, self._tapes.values())) >= self.max_tapes:  # drop the oldest
+            oldest = next(iter(self._tapes))
+            del self._tapes[oldest][0]
+            if not self._tapes[oldest]:
+                del self._tapes[oldest]
+        self._tapes.setdefault(key, []).append(tape)
+        self._last = self._newest = tape
         return _copy_out(result)
 
 

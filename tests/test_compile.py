@@ -425,7 +425,7 @@ def test_switching_a_module_between_train_and_eval_retraces():
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7, err_msg=mode)
         if mode == "eval":
             np.testing.assert_array_equal(m[1].running_mean.data, stats)
-    assert f.traces == 3  # train, eval, train again
+    assert f.traces == 2  # train, eval; back in train mode the first tape replays again
 
 
 def test_freezing_and_unfreezing_a_layer_retraces():
@@ -444,7 +444,62 @@ def test_freezing_and_unfreezing_a_layer_retraces():
         np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
     for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
         np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
-    assert c2.traces == 3
+    assert c2.traces == 2  # unfrozen again, the first tape replays
+
+
+def test_alternating_states_reuse_their_tapes():
+    """A step called alternately with a layer frozen and unfrozen traces once per state, then
+    replays whichever tape's guards hold, with eager's results throughout."""
+    def make():
+        m = _mlp()
+        return m, _train_step(m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+
+    (m1, s1), (m2, s2) = make(), make()
+    c2 = compile(s2)
+    for k, (x, y) in enumerate(_batches(8)):
+        for m in (m1, m2):
+            m[0].weight.requires_grad = k % 2 == 0
+        np.testing.assert_allclose(c2(x, y).data, s1(x, y).data, rtol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
+    assert c2.traces == 2
+
+
+def test_train_and_eval_inside_the_step_are_replayed():
+    """The usual loop: the step calls model.train() itself, validation runs in eval mode in
+    between. The step keeps one tape (no retrace per epoch), and the mode set inside it holds
+    on every call; a step that switches to eval for part of its work replays that too."""
+    def make():
+        cr.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+        opt, loss_fn = optim.SGD(m.parameters(), lr=0.1), nn.CrossEntropyLoss()
+
+        def step(x, y):
+            m.train()
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+            m.eval()
+            return loss, m(x)  # the outputs in eval mode, from the running statistics
+
+        return m, step
+
+    (m1, s1), (m2, s2) = make(), make()
+    c2 = compile(s2)
+    batches = _batches(6, batch=8)
+    for k, (x, y) in enumerate(batches):
+        (l1, e1), (l2, e2) = s1(x, y), c2(x, y)
+        np.testing.assert_allclose(l2.data, l1.data, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(e2.data, e1.data, rtol=1e-5, atol=1e-6)
+        for m in (m1, m2):  # between steps, the caller leaves the model in either mode
+            m.train(k % 2 == 0)
+        with cr.no_grad():
+            np.testing.assert_allclose(m2(x).data, m1(x).data, rtol=1e-5, atol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m2[1].running_mean.data, m1[1].running_mean.data, rtol=1e-5)
+    assert c2.traces == 1
 
 
 def _penalty_step(m, opt, loss_fn):
