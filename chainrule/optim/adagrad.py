@@ -1,6 +1,6 @@
 """Adagrad: per-coordinate steps divided by the root of the summed squared gradients.
 
-PyTorch's update, done in place with NumPy ufuncs (t counts this parameter's steps)::
+PyTorch's update, done in place with NumPy ufuncs and BLAS axpy (t counts this parameter's steps)::
 
     g = -grad if maximize else grad;  g += weight_decay * p
     sum += g * g
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonneg
+from .optimizer import Optimizer, add_scaled_, check_nonneg
 
 
 class Adagrad(Optimizer):
@@ -55,7 +55,7 @@ class Adagrad(Optimizer):
         """One Adagrad update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
         state = self.state
-        mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
+        mul, add, div = np.multiply, np.add, np.divide
         for group in self.param_groups:
             lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
             for p, g, d, b in self._gradients(group, group["weight_decay"]):
@@ -65,5 +65,5 @@ class Adagrad(Optimizer):
                 clr = lr / (1 + (t - 1) * lr_decay)
                 add(s, mul(g, g, out=b), out=s)
                 std = add(np.sqrt(s, out=b), eps, out=b)
-                sub(d, mul(div(g, std, out=b), clr, out=b), out=d)
+                add_scaled_(d, -clr, div(g, std, out=b), b)
         return loss

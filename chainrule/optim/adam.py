@@ -1,12 +1,16 @@
 """Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay.
 
-PyTorch's update, done in place with NumPy ufuncs (t counts this parameter's steps)::
+PyTorch's update, done in place with NumPy ufuncs and BLAS axpy (t counts this parameter's
+steps)::
 
     g = -grad if maximize else grad
     p *= 1 - lr * weight_decay  (AdamW)   or   g += weight_decay * p  (Adam)
-    m += (1 - beta1) * (g - m);  v = beta2 * v + (1 - beta2) * g * g
+    m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
     v_hat = max(v_hat, v) if amsgrad else v
     p -= lr / (1 - beta1**t) * m / (sqrt(v_hat) / sqrt(1 - beta2**t) + eps)
+
+The last line is computed as ``p -= (lr c / (1 - beta1**t)) * m / (sqrt(v_hat) + eps c)`` with
+``c = sqrt(1 - beta2**t)``: the same value in nine passes over the parameters instead of 13.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonneg
+from .optimizer import Optimizer, add_scaled_, check_nonneg
 
 
 class Adam(Optimizer):
@@ -50,7 +54,7 @@ class Adam(Optimizer):
         """One Adam update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
         state = self.state
-        mul, add, sub, div = np.multiply, np.add, np.subtract, np.divide
+        mul, add, div = np.multiply, np.add, np.divide
         for group in self.param_groups:
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             beta1, beta2 = group["betas"]
@@ -67,16 +71,18 @@ class Adam(Optimizer):
                         st["max_exp_avg_sq"] = np.zeros_like(d)
                 m, v = st["exp_avg"], st["exp_avg_sq"]
                 t = st["step"] = st["step"] + 1
-                # m.lerp_(g, 1 - beta1); v = beta2 * v + (1 - beta2) * g^2
-                add(m, mul(sub(g, m, out=b), 1 - beta1, out=b), out=m)
+                # m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2  (axpy passes)
+                mul(m, beta1, out=m)
+                add_scaled_(m, 1 - beta1, g, b)
                 mul(v, beta2, out=v)
-                add(v, mul(mul(g, g, out=b), 1 - beta2, out=b), out=v)
+                add_scaled_(v, 1 - beta2, mul(g, g, out=b), b)
                 if amsgrad:
                     v = np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
-                step_size = lr / (1 - beta1**t)
-                bias_correction2_sqrt = (1 - beta2**t) ** 0.5
-                denom = add(div(np.sqrt(v, out=b), bias_correction2_sqrt, out=b), eps, out=b)
-                sub(d, mul(div(m, denom, out=b), step_size, out=b), out=d)
+                # lr / bc1 * m / (sqrt(v) / c + eps) with c = sqrt(bc2), as
+                # (lr c / bc1) * m / (sqrt(v) + eps c): two passes fewer than PyTorch's order
+                c = (1 - beta2**t) ** 0.5
+                denom = add(np.sqrt(v, out=b), eps * c, out=b)
+                add_scaled_(d, -lr * c / (1 - beta1**t), div(m, denom, out=b), b)
         return loss
 
 

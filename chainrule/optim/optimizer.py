@@ -43,14 +43,16 @@ def blas_axpy(dtype: np.dtype) -> Callable | None:
     return {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}.get(np.dtype(dtype))
 
 
-def add_scaled_(y: np.ndarray, alpha: float, x: np.ndarray) -> None:
+def add_scaled_(y: np.ndarray, alpha: float, x: np.ndarray,
+                scratch: np.ndarray | None = None) -> None:
     """y += alpha * x in place: one BLAS pass with no temporary where possible (the plain SGD
-    update, so training needs no scratch memory the size of the model)."""
+    update, so training needs no scratch memory the size of the model); otherwise two NumPy
+    passes through ``scratch`` (shaped like ``x``, may be ``x`` itself) or a temporary."""
     axpy = blas_axpy(y.dtype) if x.dtype == y.dtype else None
     if axpy is not None and y.flags.c_contiguous and x.flags.c_contiguous:
         axpy(x.reshape(-1), y.reshape(-1), a=alpha)
     else:
-        y += alpha * x
+        y += np.multiply(x, alpha, out=scratch)
 
 
 def check_nonneg(group: dict[str, Any], *names: str) -> None:

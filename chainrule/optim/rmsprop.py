@@ -1,6 +1,6 @@
 """RMSprop: steps divided by a running root-mean-square of the gradient (Hinton's rule).
 
-PyTorch's update, done in place with NumPy ufuncs::
+PyTorch's update, done in place with NumPy ufuncs and BLAS axpy::
 
     g = -grad if maximize else grad;  g += weight_decay * p
     sq = alpha * sq + (1 - alpha) * g * g
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonneg
+from .optimizer import Optimizer, add_scaled_, check_nonneg
 
 
 class RMSprop(Optimizer):
@@ -62,10 +62,11 @@ class RMSprop(Optimizer):
                 st["step"] += 1
                 sq = st["square_avg"]
                 mul(sq, alpha, out=sq)
-                add(sq, mul(mul(g, g, out=b), 1 - alpha, out=b), out=sq)
+                add_scaled_(sq, 1 - alpha, mul(g, g, out=b), b)
                 if centered:
                     ga = st["grad_avg"]
-                    add(ga, mul(sub(g, ga, out=b), 1 - alpha, out=b), out=ga)
+                    mul(ga, alpha, out=ga)
+                    add_scaled_(ga, 1 - alpha, g, b)
                     avg = np.sqrt(sub(sq, mul(ga, ga, out=b), out=b), out=b)
                 else:
                     avg = np.sqrt(sq, out=b)
@@ -74,7 +75,7 @@ class RMSprop(Optimizer):
                     buf = st["momentum_buffer"]
                     mul(buf, momentum, out=buf)
                     add(buf, div(g, b, out=b), out=buf)
-                    sub(d, mul(buf, lr, out=b), out=d)
+                    add_scaled_(d, -lr, buf, b)
                 else:
-                    sub(d, mul(div(g, b, out=b), lr, out=b), out=d)
+                    add_scaled_(d, -lr, div(g, b, out=b), b)
         return loss

@@ -1,6 +1,6 @@
 """SGD: stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
 
-PyTorch's update, done in place with NumPy ufuncs::
+PyTorch's update, done in place with NumPy ufuncs and BLAS axpy::
 
     g = -grad if maximize else grad;  g += weight_decay * p
     buf = g (first step) or momentum * buf + (1 - dampening) * g
@@ -46,7 +46,7 @@ class SGD(Optimizer):
         """One SGD update of every parameter that has a gradient."""
         loss = self._call_closure(closure)
         state = self.state
-        mul, add, sub = np.multiply, np.add, np.subtract
+        mul, add = np.multiply, np.add
         for group in self.param_groups:
             lr, momentum = group["lr"], group["momentum"]
             damp, nesterov = 1 - group["dampening"], group["nesterov"]
@@ -66,12 +66,12 @@ class SGD(Optimizer):
                     else:
                         mul(buf, momentum, out=buf)
                         if damp != 1:
-                            add(buf, mul(g, damp, out=b), out=buf)
+                            add_scaled_(buf, damp, g, b)
                         else:
                             add(buf, g, out=buf)
-                    if nesterov:
-                        g = add(g, mul(buf, momentum, out=b), out=b)
+                    if nesterov:  # p -= lr (g + momentum buf), as two axpy passes
+                        add_scaled_(d, -lr * momentum, buf, b)
                     else:
                         g = buf
-                sub(d, mul(g, lr, out=b), out=d)
+                add_scaled_(d, -lr, g, b)
         return loss

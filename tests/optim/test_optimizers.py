@@ -120,6 +120,20 @@ def test_trajectory_matches_torch(case):
                 np.testing.assert_allclose(val, tval.numpy(), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
+def test_same_trajectory_without_blas(case, monkeypatch):
+    """Without SciPy's BLAS (a core install) the axpy passes fall back to NumPy, same values."""
+    from chainrule.optim import optimizer
+
+    name, kw = case
+    init, grads = _problem()
+    with_blas = _run(getattr(optim, name)(ps := _params(init), **kw), ps, grads)
+    monkeypatch.setattr(optimizer, "blas_axpy", lambda dtype: None)
+    without = _run(getattr(optim, name)(ps := _params(init), **kw), ps, grads)
+    for a, b in zip(with_blas, without, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["SGD", "Adam"])
 def test_param_groups_with_different_lr_match_torch(name):
     torch = pytest.importorskip("torch")
