@@ -55,14 +55,6 @@ def add_scaled_(y: np.ndarray, alpha: float, x: np.ndarray,
         y += np.multiply(x, alpha, out=scratch)
 
 
-def update_order(group: dict[str, Any]) -> Iterator[Tensor]:
-    """A group's parameters in the order optimisers update them: last first. Parameters are
-    usually listed in forward order, so the first layer's weights, which the next forward pass
-    reads first, are then the most recently written (still in cache): 1% off a 784-512-512-10
-    MLP's SGD step, measured interleaved."""
-    return reversed(group["params"])
-
-
 def check_nonneg(group: dict[str, Any], *names: str) -> None:
     """Raise ValueError naming the first of ``names`` whose value in ``group`` is negative."""
     for name in names:
@@ -195,10 +187,9 @@ class Optimizer:
         """``(p, g, d, b)`` for each parameter of ``group`` that has a gradient: ``g`` is its
         gradient, negated if the group says ``maximize`` and plus ``weight_decay * p`` (L2) when
         that is nonzero; ``d`` is ``p.data``; ``b`` is a scratch array like ``d`` that the caller
-        may overwrite (``g`` may live in the other one). Each ``p`` counts as changed in place.
-        Last parameter first (see ``update_order``)."""
+        may overwrite (``g`` may live in the other one). Each ``p`` counts as changed in place."""
         maximize = group["maximize"]
-        for p in update_order(group):
+        for p in group["params"]:
             if p.grad is None:
                 continue
             p._version += 1  # updated in place: a graph that used the old value must not backprop

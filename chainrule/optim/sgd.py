@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, add_scaled_, check_nonneg, update_order
+from .optimizer import Optimizer, add_scaled_, check_nonneg
 
 
 class SGD(Optimizer):
@@ -51,7 +51,7 @@ class SGD(Optimizer):
             lr, momentum = group["lr"], group["momentum"]
             damp, nesterov = 1 - group["dampening"], group["nesterov"]
             if momentum == 0 and group["weight_decay"] == 0 and not group["maximize"]:
-                for p in update_order(group):  # plain rule: p -= lr * grad, no scratch arrays
+                for p in group["params"]:  # plain rule: p -= lr * grad, no scratch arrays
                     g = p._grad
                     if g is not None:
                         add_scaled_(p.data, -lr, g.data)
