@@ -240,6 +240,22 @@ def test_new_shape_or_dtype_retraces():
     assert c.traces == 3
 
 
+def test_at_most_max_tapes_are_kept_oldest_dropped_first():
+    m = _mlp()
+    c = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)), max_tapes=2)
+    sizes = [3, 4, 5]
+    batches = {n: _batches(1, batch=n)[0] for n in sizes}
+    for n in sizes:  # three signatures: the first tape is dropped when the third is traced
+        c(*batches[n])
+    assert c.traces == 3
+    c(*batches[5])
+    c(*batches[4])
+    assert c.traces == 3
+    c(*batches[3])  # traced again
+    assert c.traces == 4
+    assert len([t for tapes in c._tapes.values() for t in tapes]) == 2
+
+
 def test_replaced_parameter_array_retraces():
     m = _mlp()
     c = compile(_train_step(m, optim.SGD(m.parameters(), lr=0.1)))
