@@ -291,6 +291,74 @@ def test_batchnorm_float32_gradients_are_accurate_for_offset_inputs(layout):
         np.testing.assert_allclose(lo, hi, rtol=0, atol=1e-5 * np.abs(hi).max())
 
 
+def _norm_case(kind, layout, affine, dtype):
+    """A normalisation layer, an input and an output gradient (at 2**13 elements a block, the
+    input is cut into 20 or more blocks)."""
+    rng = np.random.default_rng(7)
+    shapes = {"bn1d": (300, 700), "bn2d": (24, 8, 30, 31), "ln": (40, 20, 210)}
+    layers = {"bn1d": lambda: nn.BatchNorm1d(700, affine=affine),
+              "bn2d": lambda: nn.BatchNorm2d(8, affine=affine),
+              "ln": lambda: nn.LayerNorm(210, elementwise_affine=affine)}
+    arr = rng.normal(3, 2, shapes[kind]).astype(dtype)
+    if layout == "CHWN":
+        arr = np.ascontiguousarray(arr.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    layer = layers[kind]()
+    if dtype == np.float64:
+        layer.double()
+    for p in layer.parameters():  # weights and biases away from 1 and 0
+        p.data = rng.uniform(0.5, 1.5, p.shape).astype(dtype)
+    return layer, arr, rng.standard_normal(arr.shape).astype(dtype)
+
+
+@pytest.mark.parametrize("kind,layout", [("bn1d", "C"), ("bn2d", "NCHW"), ("bn2d", "CHWN"),
+                                         ("ln", "C")])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_large_inputs_normalised_in_blocks_match_whole(monkeypatch, kind, layout, affine, mode):
+    """Inputs of 4+ blocks are normalised a block at a time (forward, statistics, the three
+    gradients): the same values as the whole-array path, in every layout and mode."""
+    if kind == "ln" and mode == "eval":
+        pytest.skip("layer norm has no eval-mode statistics")
+    from chainrule.ops import nn as ops_nn
+
+    results = []
+    for block in (2**13, 2**40):  # in many blocks (a last one shorter), then whole
+        monkeypatch.setattr(ops_nn, "_NORM_BLOCK", block)
+        layer, arr, g = _norm_case(kind, layout, affine, np.float32)
+        assert (ops_nn._outer_blocks(arr) is None) == (block == 2**40)
+        if mode == "eval":
+            layer.running_mean.data[...] = 0.5
+            layer.running_var.data[...] = 2.0
+            layer.eval()
+        x = cr.tensor(arr, requires_grad=True)
+        y = layer(x)
+        y.backward(cr.tensor(g))
+        results.append([y.data, x.grad.data] + [p.grad.data for p in layer.parameters()]
+                        + [b.data for b in layer.buffers() if b is not None and b.ndim])
+    for blocked, whole in zip(*results, strict=True):
+        np.testing.assert_allclose(blocked, whole, rtol=1e-4,
+                                   atol=1e-5 * max(1.0, float(np.abs(whole).max())))
+
+
+def test_large_batchnorm1d_matches_torch(torch, monkeypatch):
+    from chainrule.ops import nn as ops_nn
+
+    monkeypatch.setattr(ops_nn, "_NORM_BLOCK", 2**13)
+    layer, arr, g = _norm_case("bn1d", "C", True, np.float64)
+    assert ops_nn._outer_blocks(arr) is not None
+    tl = torch.nn.BatchNorm1d(700).double()
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(layer.weight.data))
+        tl.bias.copy_(torch.from_numpy(layer.bias.data))
+    x = cr.tensor(arr, dtype=np.float64, requires_grad=True)
+    xt = torch.tensor(arr, requires_grad=True)
+    layer(x).backward(cr.tensor(g, dtype=np.float64))
+    tl(xt).backward(torch.from_numpy(g))
+    np.testing.assert_allclose(x.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(layer.weight.grad.data, tl.weight.grad.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(layer.running_var.data, tl.running_var.numpy(), rtol=1e-12)
+
+
 def test_batchnorm_errors():
     with pytest.raises(ValueError, match=r"BatchNorm1d expects input of shape \(N, C\)"):
         nn.BatchNorm1d(3)(cr.ones(2, 3, 4, 5))
