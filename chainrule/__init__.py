@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import autograd, data, diagnostics, nn, optim, train
+from ._malloc import tune_malloc as _tune_malloc
 from ._mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ._random import Generator, default_generator, manual_seed
 from ._threads import get_num_threads, set_num_threads
@@ -63,6 +64,8 @@ from .tensor import (
     int64,
     uint8,
 )
+
+_tune_malloc()  # glibc's thresholds where its own adjustment ends: no page-fault storms (_malloc)
 
 try:
     __version__ = _version("chainrule")

@@ -40,3 +40,33 @@ def test_blas_threads_are_read_and_set_at_run_time():
 def test_set_num_threads_wants_a_positive_int(bad):
     with pytest.raises(ValueError, match="n must be a positive int"):
         cr.set_num_threads(bad)
+
+
+_FAULTS = """
+import resource, numpy as np, chainrule
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):  # four 300 KB arrays at once, then freed: glibc would trim and fault them back
+    arrays = [np.ones(75_000, np.float32) for _ in range(4)]; del arrays
+before = faults()
+for _ in range(50):
+    arrays = [np.ones(75_000, np.float32) for _ in range(4)]; del arrays
+print((faults() - before) / 50)
+"""
+
+
+def _faults_per_round(**env: str) -> float:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env={**clean, **env},
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_freed_arrays_are_reused_without_page_faults_unless_malloc_is_configured():
+    """Importing chainrule sets glibc's thresholds so that freed arrays are reused (a page fault
+    per 4 KiB otherwise); a MALLOC_* setting of yours is left alone."""
+    if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+        pytest.skip("not glibc")
+    assert _faults_per_round() < 5
+    assert _faults_per_round(MALLOC_TRIM_THRESHOLD_="0") > 100  # (glibc's own behaviour)
