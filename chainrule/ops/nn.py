@@ -366,67 +366,15 @@ var_floor = defop("var_floor", _var_floor_fwd, lambda g, ans, var, eps, check: g
 # and, unless ``fixed``, recompute the statistics from x so their dependence on x is recorded.
 
 
-# Arrays of at least 4 blocks are normalised a block at a time, cut along their outermost memory
-# axis: each block's temporaries stay in cache and are reused by malloc, where whole-array
-# temporaries of several MB are mapped and unmapped by glibc on every call, a page fault per
-# 4 KiB (BatchNorm1d forward + backward on 256 x 4096: 7.4 ms with 2,000 faults a call, 3.8 ms
-# in blocks; BatchNorm2d on a 32x32x32x32 NCHW batch 9.4 -> 4.0 ms, PyTorch 4.3 ms).
-_NORM_BLOCK = 2**17
-
-
-def _outer_blocks(x: np.ndarray) -> tuple[int, list[tuple]] | None:
-    """(axis, index tuples) cutting x along its largest-stride axis into pieces of about
-    _NORM_BLOCK elements; None when x is small enough to take whole."""
-    if x.size < 4 * _NORM_BLOCK:
-        return None
-    axis = max(range(x.ndim), key=lambda a: abs(x.strides[a]) if x.shape[a] > 1 else -1)
-    step = max(1, _NORM_BLOCK * x.shape[axis] // x.size)
-    if step >= x.shape[axis]:
-        return None
-    lead = (slice(None),) * axis
-    return axis, [(*lead, slice(i, i + step)) for i in range(0, x.shape[axis], step)]
-
-
-def _piece(a: Any, idx: tuple, axis: int) -> Any:
-    """The part of a statistic-shaped array (broadcasting against x) that meets block ``idx``."""
-    return a if a is None or np.shape(a)[axis] == 1 else a[idx]
-
-
-def _add_piece(total: np.ndarray, part: np.ndarray, idx: tuple, axis: int) -> None:
-    """Fold one block's keepdims reduction into the whole array's: summed when the block axis
-    is reduced, else that block's slice of it."""
-    if total.shape[axis] == 1:
-        total += part
-    else:
-        total[idx] = part
-
-
 def _moments_fwd(x: np.ndarray, axes: tuple) -> np.ndarray:
     """Mean and biased variance over ``axes`` (keepdims), stacked: shape (2, *kept). The mean
     is accumulated in float64: a float32 sum over several axes loses digits that the centred
     values (and so every gradient) would inherit, 10x more than PyTorch's when the mean is large
     against the spread."""
-    blocks = _outer_blocks(x)
-    if blocks is None:
-        mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype, copy=False)
-        sq = np.subtract(x, mean)
-        np.square(sq, out=sq)
-        return np.stack([mean, np.mean(sq, axis=axes, keepdims=True)])
-    axis, idxs = blocks
-    kept = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
-    n = x.size // math.prod(kept)
-    stats = np.zeros((2, *kept), np.float64)
-    for idx in idxs:
-        _add_piece(stats[0], np.add.reduce(x[idx], axis=axes, keepdims=True, dtype=np.float64),
-                   idx, axis)
-    mean = (stats[0] / n).astype(x.dtype)
-    for idx in idxs:
-        sq = np.subtract(x[idx], _piece(mean, idx, axis))
-        _add_piece(stats[1], np.add.reduce(np.square(sq, out=sq), axis=axes, keepdims=True),
-                   idx, axis)
-    stats[0] = mean
-    stats[1] /= n
-    return stats.astype(x.dtype)
+    mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype, copy=False)
+    sq = np.subtract(x, mean)
+    np.square(sq, out=sq)
+    return np.stack([mean, np.mean(sq, axis=axes, keepdims=True)])
 
 
 _moments = nondiff("moments", _moments_fwd)
@@ -457,28 +405,12 @@ def _graph_xhat(x: Any, axes: tuple, eps: float, mean: Any, var: Any, fixed: boo
 
 def _norm_fwd(x: np.ndarray, w: Any, b: Any, mean: np.ndarray, var: np.ndarray, *, axes: tuple,
               waxes: tuple, pshape: tuple, eps: float, fixed: bool = False) -> np.ndarray:
-    blocks = _outer_blocks(x)
-    if blocks is None:
-        y = np.subtract(x, mean)
-        y *= 1.0 / np.sqrt(var + eps)
-        if w is not None:
-            y *= np.reshape(w, pshape)
-        if b is not None:
-            y += np.reshape(b, pshape)
-        return y
-    axis, idxs = blocks
-    lead = (1,) * (x.ndim - len(pshape))
-    scale = 1.0 / np.sqrt(var + eps)
+    y = np.subtract(x, mean)
+    y *= 1.0 / np.sqrt(var + eps)
     if w is not None:
-        scale = scale * np.reshape(w, lead + tuple(pshape))
-    br = None if b is None else np.reshape(b, lead + tuple(pshape))
-    y = np.empty_like(x, dtype=np.result_type(x, scale))
-    for idx in idxs:
-        yb = y[idx]
-        np.subtract(x[idx], _piece(mean, idx, axis), out=yb)
-        yb *= _piece(scale, idx, axis)
-        if br is not None:
-            yb += _piece(br, idx, axis)
+        y *= np.reshape(w, pshape)
+    if b is not None:
+        y += np.reshape(b, pshape)
     return y
 
 
@@ -512,12 +444,8 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
     per_stat = wr is None or all(wr.shape[a] == 1 for a in axes)
     # batch norm: the parameters' sums are the statistics' sums of g * xc and g
     shared = per_stat and tuple(waxes) == tuple(axes)
-    scale = invstd * wr if per_stat and wr is not None else invstd
-    blocks = _outer_blocks(x)
-    if blocks is not None:
-        return _norm_grads_blocked(g, x, w, b, wr, mean, invstd, scale, axes, waxes, n, fixed,
-                                   blocks)
     gx = g if per_stat else g * wr
+    scale = invstd * wr if per_stat and wr is not None else invstd
     xc = np.subtract(x, mean)
     prod = np.multiply(gx, xc)  # becomes dx at the end
     sum_gxc = np.sum(prod, axis=axes, keepdims=True)
@@ -541,52 +469,6 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
         xc *= sum_gxc * (-(invstd * invstd) * scale / n)
         xc -= sum_gx * (scale / n)
         dx += xc
-    return dx, dw, db
-
-
-def _norm_grads_blocked(g: np.ndarray, x: np.ndarray, w: Any, b: Any, wr: Any,
-                        mean: np.ndarray, invstd: np.ndarray, scale: np.ndarray, axes: tuple,
-                        waxes: tuple, n: int, fixed: bool, blocks: tuple[int, list[tuple]]
-                        ) -> tuple:
-    """``_norm_grads_arrays`` a block of x at a time (see _NORM_BLOCK): one pass for the sums,
-    one writing dx; only dx is full size."""
-    axis, idxs = blocks
-    per_stat = wr is None or all(wr.shape[a] == 1 for a in axes)
-    shared = per_stat and tuple(waxes) == tuple(axes)
-    wkept = tuple(1 if a in waxes else d for a, d in enumerate(x.shape))
-    sum_gxc, sum_gx = np.zeros((2, *invstd.shape), np.float64)
-    dw_sum = None if w is None or shared else np.zeros(wkept, np.float64)
-    db_sum = None if b is None or shared else np.zeros(wkept, np.float64)
-    for idx in idxs:
-        gb, xc = g[idx], np.subtract(x[idx], _piece(mean, idx, axis))
-        gx = gb if per_stat else gb * _piece(wr, idx, axis)
-        prod = np.multiply(gx, xc)
-        _add_piece(sum_gxc, np.add.reduce(prod, axis=axes, keepdims=True), idx, axis)
-        _add_piece(sum_gx, np.add.reduce(gx, axis=axes, keepdims=True), idx, axis)
-        if dw_sum is not None:
-            np.multiply(gb, xc, out=prod)
-            prod *= _piece(invstd, idx, axis)
-            _add_piece(dw_sum, np.add.reduce(prod, axis=waxes, keepdims=True), idx, axis)
-        if db_sum is not None:
-            _add_piece(db_sum, np.add.reduce(gb, axis=waxes, keepdims=True), idx, axis)
-    dt = np.result_type(g, x)
-    sum_gxc, sum_gx = sum_gxc.astype(dt), sum_gx.astype(dt)
-    dw = None if w is None else np.reshape(
-        sum_gxc * invstd if shared else dw_sum.astype(dt), np.shape(w))
-    db = None if b is None else np.reshape(sum_gx if shared else db_sum.astype(dt), np.shape(b))
-    if not fixed:
-        c_xc = sum_gxc * (-(invstd * invstd) * scale / n)
-        c_1 = sum_gx * (scale / n)
-    dx = np.empty_like(x, dtype=dt)
-    for idx in idxs:
-        dxb, gb = dx[idx], g[idx]
-        np.multiply(gb if per_stat else gb * _piece(wr, idx, axis), _piece(scale, idx, axis),
-                    out=dxb)
-        if not fixed:
-            xc = np.subtract(x[idx], _piece(mean, idx, axis))
-            xc *= _piece(c_xc, idx, axis)
-            xc -= _piece(c_1, idx, axis)
-            dxb += xc
     return dx, dw, db
 
 
