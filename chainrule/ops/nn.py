@@ -367,14 +367,21 @@ var_floor = defop("var_floor", _var_floor_fwd, lambda g, ans, var, eps, check: g
 
 
 def _moments_fwd(x: np.ndarray, axes: tuple) -> np.ndarray:
-    """Mean and biased variance over ``axes`` (keepdims), stacked: shape (2, *kept). The mean
-    is accumulated in float64: a float32 sum over several axes loses digits that the centred
-    values (and so every gradient) would inherit, 10x more than PyTorch's when the mean is large
-    against the spread."""
-    mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype, copy=False)
-    sq = np.subtract(x, mean)
-    np.square(sq, out=sq)
-    return np.stack([mean, np.mean(sq, axis=axes, keepdims=True)])
+    """Mean and biased variance over ``axes`` (keepdims), stacked: shape (2, *kept). A plain
+    float32 sum loses digits when the mean is large against the spread (the centred values, and
+    so every gradient, would inherit them: 10x PyTorch's error), so the first mean is only a
+    shift: the deviations from it are summed again (small numbers, summed accurately) to correct
+    it, and their squares give the variance - as accurate as a float64 mean, in float32 passes."""
+    n = max(1, math.prod(x.shape[a] for a in axes))
+    shift = np.add.reduce(x, axis=axes, keepdims=True)
+    shift *= 1.0 / n
+    d = np.subtract(x, shift)
+    offset = np.add.reduce(d, axis=axes, keepdims=True)
+    offset *= 1.0 / n  # the mean of the deviations: tiny unless the shift was off
+    var = np.add.reduce(np.square(d, out=d), axis=axes, keepdims=True)
+    var *= 1.0 / n
+    var -= offset * offset
+    return np.stack([shift + offset, np.maximum(var, 0.0, out=var)])
 
 
 _moments = nondiff("moments", _moments_fwd)
@@ -405,10 +412,11 @@ def _graph_xhat(x: Any, axes: tuple, eps: float, mean: Any, var: Any, fixed: boo
 
 def _norm_fwd(x: np.ndarray, w: Any, b: Any, mean: np.ndarray, var: np.ndarray, *, axes: tuple,
               waxes: tuple, pshape: tuple, eps: float, fixed: bool = False) -> np.ndarray:
+    scale = 1.0 / np.sqrt(var + eps)
+    if w is not None:  # one pass over x for 1/std and weight together
+        scale = scale * np.reshape(w, pshape)
     y = np.subtract(x, mean)
-    y *= 1.0 / np.sqrt(var + eps)
-    if w is not None:
-        y *= np.reshape(w, pshape)
+    y *= scale
     if b is not None:
         y += np.reshape(b, pshape)
     return y
@@ -448,7 +456,7 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
     scale = invstd * wr if per_stat and wr is not None else invstd
     xc = np.subtract(x, mean)
     prod = np.multiply(gx, xc)  # becomes dx at the end
-    sum_gxc = np.sum(prod, axis=axes, keepdims=True)
+    sum_gxc = np.add.reduce(prod, axis=axes, keepdims=True)
     if w is None:
         dw = None
     elif shared:
@@ -456,14 +464,14 @@ def _norm_grads_arrays(g: np.ndarray, x: np.ndarray, w: Any, b: Any, mean: np.nd
     else:
         np.multiply(g, xc, out=prod)
         prod *= invstd
-        dw = np.reshape(np.sum(prod, axis=waxes), np.shape(w))
-    sum_gx = np.sum(gx, axis=axes, keepdims=True)
+        dw = np.reshape(np.add.reduce(prod, axis=waxes), np.shape(w))
+    sum_gx = np.add.reduce(gx, axis=axes, keepdims=True)
     if b is None:
         db = None
     elif shared:
         db = np.reshape(sum_gx, np.shape(b))
     else:
-        db = np.reshape(np.sum(g, axis=waxes), np.shape(b))
+        db = np.reshape(np.add.reduce(g, axis=waxes), np.shape(b))
     dx = np.multiply(gx, scale, out=prod)
     if not fixed:
         xc *= sum_gxc * (-(invstd * invstd) * scale / n)
