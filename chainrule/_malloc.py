@@ -25,7 +25,7 @@ def tune_malloc() -> bool:
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TRIM_THRESHOLD_"):
         return False
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return False
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError, ValueError):  # not glibc, or no confstr name here
