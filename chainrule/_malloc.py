@@ -20,15 +20,23 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 64 << 20
 
 
+def is_glibc() -> bool:
+    """Whether this process's C library is glibc (musl answers no version, macOS has no name)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError):  # no confstr (Windows), or no such name here
+        return False
+
+
 def tune_malloc() -> bool:
     """Set glibc's mmap and trim thresholds (see the module docstring); whether it did."""
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TRIM_THRESHOLD_"):
         return False
+    if not is_glibc():
+        return False
     try:
-        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
-            return False
         mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError, ValueError):  # not glibc, or no confstr name here
+    except (AttributeError, OSError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

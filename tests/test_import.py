@@ -55,23 +55,20 @@ print((faults() - before) / 50)
 """
 
 
-def _faults_per_round(**env: str) -> float:
+def _faults_per_round() -> float:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", _FAULTS], env={**clean, **env},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=clean, capture_output=True,
+                         text=True, check=True)
     return float(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
-def test_freed_arrays_are_reused_without_page_faults_unless_malloc_is_configured():
+def test_freed_arrays_are_reused_without_page_faults():
     """Importing chainrule sets glibc's thresholds so that freed arrays are reused (a page fault
-    per 4 KiB otherwise); a MALLOC_* setting of yours is left alone."""
-    try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (AttributeError, ValueError):
-        libc = ""
-    if not libc.startswith("glibc"):
-        pytest.skip("not glibc")
+    per 4 KiB otherwise)."""
+    from chainrule import _malloc
+
+    if not _malloc.is_glibc():
+        pytest.skip("glibc's malloc only")
     assert _faults_per_round() < 5  # glibc's defaults: 74-296 here, by the heap's layout
 
 
